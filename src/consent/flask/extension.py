@@ -1,0 +1,528 @@
+"""The Flask extension: configuration, per-request state, Jinja, hooks."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import functools
+import re
+import typing as t
+import weakref
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+from flask import current_app
+from flask import g
+from flask import render_template
+from flask import request
+from flask import url_for
+from markupsafe import Markup
+from werkzeug.local import LocalProxy
+
+from ..codec import CookieCodec
+from ..exceptions import ConfigurationError
+from ..i18n import DEFAULT_LANGUAGE
+from ..i18n import Translator
+from ..i18n import available_languages
+from ..i18n import negotiate
+from ..model import LONGEST_MAX_AGE
+from ..model import Cookie
+from ..model import Policy
+from ..state import ConsentState
+from ..state import allows as core_allows
+from ..state import needs_banner as core_needs_banner
+from .security import CSRFProtection
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+    from flask import Response
+
+#: Every setting with its default; applied with ``setdefault``.
+DEFAULT_CONFIG: dict[str, t.Any] = {
+    # None: SECRET_KEY, plus SECRET_KEY_FALLBACKS as older keys.
+    "CONSENT_SECRET_KEY": None,
+    "CONSENT_COOKIE_NAME": "consent",
+    "CONSENT_COOKIE_DOMAIN": None,
+    "CONSENT_COOKIE_PATH": "/",
+    # None: Secure when the request came over HTTPS.
+    "CONSENT_COOKIE_SECURE": None,
+    "CONSENT_COOKIE_SAMESITE": "Lax",
+    # None: the policy's max_age (182 days unless the policy says otherwise).
+    "CONSENT_MAX_AGE": None,
+    "CONSENT_URL_PREFIX": "/consent",
+    "CONSENT_AUTO_INJECT": True,
+    # None: every shipped language.
+    "CONSENT_LANGUAGES": None,
+    "CONSENT_DEFAULT_LANGUAGE": DEFAULT_LANGUAGE,
+    # A callable returning the language of the current request, or None.
+    "CONSENT_LANGUAGE_SELECTOR": None,
+    # {language or "*": {message key: text}}
+    "CONSENT_TEXTS": {},
+}
+
+_SAMESITE = ("Strict", "Lax", "None")
+_BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class _AppSettings:
+    """What ``init_app`` derived from one app's config; read per request."""
+
+    policy: Policy
+    codec: CookieCodec
+    csrf: CSRFProtection
+    cookie_name: str
+    csrf_cookie_name: str
+    domain: str | None
+    path: str
+    secure: bool | None
+    samesite: str | None
+    auto_inject: bool
+    languages: tuple[str, ...]
+    default_language: str
+    language_selector: cabc.Callable[[], str | None] | None
+    texts: cabc.Mapping[str, cabc.Mapping[str, str]]
+
+
+class Consent:
+    """Cookie consent for a Flask app.
+
+    ``Consent(app, policy)``, or ``ext = Consent(policy=policy)`` and later
+    ``ext.init_app(app)`` in an app factory. The extension registers the
+    ``consent`` blueprint, the Jinja helpers ``consent_banner()``,
+    ``consent_head()``, ``consent_settings_link()`` and ``consent``, and an
+    ``after_request`` hook that writes the consent cookie and shows the banner
+    on HTML pages.
+
+    :param app: The app to set up now, if any.
+    :param policy: The declared categories, services and cookies.
+    """
+
+    def __init__(self, app: Flask | None = None, policy: Policy | None = None) -> None:
+        #: The policy, shared by every app this extension is set up on.
+        self.policy = policy
+        self._settings: weakref.WeakKeyDictionary[Flask, _AppSettings] = (
+            weakref.WeakKeyDictionary()
+        )
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, policy: Policy | None = None) -> None:
+        """Set the extension up on ``app``.
+
+        :param policy: Overrides the policy given to the constructor.
+        :raises ConfigurationError: when the configuration cannot work.
+        """
+        from .views import bp
+
+        policy = policy or self.policy
+        if policy is None:
+            raise ConfigurationError(
+                "Consent needs a policy: Consent(app, Policy([...])) or"
+                " init_app(app, policy)."
+            )
+        for key, value in DEFAULT_CONFIG.items():
+            app.config.setdefault(key, value)
+        self._settings[app] = _settings_from(app, policy)
+        app.extensions["consent"] = self
+        prefix = app.config["CONSENT_URL_PREFIX"]
+        app.register_blueprint(bp, url_prefix=prefix)
+        app.context_processor(_template_context)
+        app.after_request(_finish_response)
+
+    def settings(self, app: Flask) -> _AppSettings:
+        """The settings derived for ``app`` (for the views and hooks)."""
+        try:
+            return self._settings[app]
+        except KeyError:
+            raise RuntimeError(
+                "Consent was not set up on this app: call init_app(app) first."
+            ) from None
+
+    def policy_for(self, app: Flask) -> Policy:
+        """The policy in force on ``app``, with the configured max age."""
+        return self.settings(app).policy
+
+    def builtin_cookies(self, app: Flask) -> tuple[Cookie, ...]:
+        """The strictly necessary cookies the extension itself sets."""
+        settings = self.settings(app)
+        t_ = Translator(settings.default_language, settings.texts)
+        days = settings.policy.max_age.days
+        return (
+            Cookie(
+                name=settings.cookie_name,
+                provider=t_("builtin.provider"),
+                purpose=t_("builtin.consent.purpose"),
+                duration=t_("builtin.consent.duration", days=days),
+                domain=settings.domain,
+                path=settings.path,
+            ),
+            Cookie(
+                name=settings.csrf_cookie_name,
+                provider=t_("builtin.provider"),
+                purpose=t_("builtin.csrf.purpose"),
+                duration=t_("builtin.csrf.duration"),
+                domain=settings.domain,
+                path=settings.path,
+            ),
+        )
+
+
+def _secret_keys(app: Flask) -> list[str | bytes]:
+    configured = app.config["CONSENT_SECRET_KEY"]
+    if configured:
+        keys = [configured] if isinstance(configured, str | bytes) else configured
+        return [k for k in keys if k]
+    if not app.secret_key:
+        raise ConfigurationError(
+            "Consent signs its cookie: set CONSENT_SECRET_KEY or SECRET_KEY."
+        )
+    # Flask's own order: fallbacks (older keys) first, the current key last.
+    return [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key]
+
+
+def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
+    config = app.config
+    max_age = config["CONSENT_MAX_AGE"]
+    if max_age is not None:
+        if not isinstance(max_age, timedelta):
+            max_age = timedelta(seconds=max_age)
+        if max_age > LONGEST_MAX_AGE:
+            raise ConfigurationError(
+                f"CONSENT_MAX_AGE is {max_age.days} days: a choice may last at most"
+                " 395 days (13 months); 182 days is the usual value."
+            )
+        policy = dataclasses.replace(policy, max_age=max_age)
+    name = config["CONSENT_COOKIE_NAME"]
+    samesite = config["CONSENT_COOKIE_SAMESITE"]
+    if samesite is not None and samesite not in _SAMESITE:
+        raise ConfigurationError(
+            f"CONSENT_COOKIE_SAMESITE must be 'Lax', 'Strict', 'None' or None,"
+            f" not {samesite!r}; 'Lax' is the right value for nearly every site."
+        )
+    if samesite == "None" and config["CONSENT_COOKIE_SECURE"] is False:
+        raise ConfigurationError(
+            "Browsers refuse SameSite=None cookies without Secure: set"
+            " CONSENT_COOKIE_SECURE to True or None, or use SameSite 'Lax'."
+        )
+    if name.startswith("__Host-") and (
+        config["CONSENT_COOKIE_DOMAIN"]
+        or config["CONSENT_COOKIE_PATH"] != "/"
+        or config["CONSENT_COOKIE_SECURE"] is False
+    ):
+        raise ConfigurationError(
+            "A __Host- cookie must be Secure, have Path=/ and no Domain: remove"
+            " CONSENT_COOKIE_DOMAIN, set CONSENT_COOKIE_PATH to '/' and leave"
+            " CONSENT_COOKIE_SECURE on, or choose a name without the prefix."
+        )
+    prefix = config["CONSENT_URL_PREFIX"]
+    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix == "/":
+        raise ConfigurationError(
+            f"CONSENT_URL_PREFIX must be a path such as '/consent', not {prefix!r}."
+        )
+    shipped = available_languages()
+    languages = tuple(config["CONSENT_LANGUAGES"] or shipped)
+    default_language = config["CONSENT_DEFAULT_LANGUAGE"]
+    if default_language not in languages:
+        raise ConfigurationError(
+            f"CONSENT_DEFAULT_LANGUAGE {default_language!r} is not one of"
+            f" CONSENT_LANGUAGES ({', '.join(languages)})."
+        )
+    selector = config["CONSENT_LANGUAGE_SELECTOR"]
+    if selector is not None and not callable(selector):
+        raise ConfigurationError(
+            "CONSENT_LANGUAGE_SELECTOR must be a callable returning a language"
+            " tag (or None), such as flask_babel.get_locale."
+        )
+    keys = _secret_keys(app)
+    return _AppSettings(
+        policy=policy,
+        codec=CookieCodec(keys, policy),
+        csrf=CSRFProtection(keys),
+        cookie_name=name,
+        csrf_cookie_name=f"{name}_csrf",
+        domain=config["CONSENT_COOKIE_DOMAIN"],
+        path=config["CONSENT_COOKIE_PATH"],
+        secure=config["CONSENT_COOKIE_SECURE"],
+        samesite=samesite,
+        auto_inject=bool(config["CONSENT_AUTO_INJECT"]),
+        languages=languages,
+        default_language=default_language,
+        language_selector=selector,
+        texts=config["CONSENT_TEXTS"],
+    )
+
+
+class RequestConsent:
+    """The consent of the visitor behind the current request.
+
+    Templates reach it as ``consent`` and code as :data:`consent.flask.current`.
+    The cookie is decoded lazily, at most once per request: a view that never
+    asks pays nothing.
+    """
+
+    def __init__(self, settings: _AppSettings) -> None:
+        self._settings = settings
+        #: The policy in force.
+        self.policy = settings.policy
+        #: The time every decision of this request is taken at.
+        self.now = datetime.now(timezone.utc)
+        #: True once the response depends on the consent cookie.
+        self.consulted = False
+        #: True once the banner was rendered into the response.
+        self.banner_rendered = False
+        #: True once the stylesheet link was rendered in ``<head>``.
+        self.head_rendered = False
+        #: True on pages that are the choice themselves (preferences).
+        self.banner_suppressed = False
+        self._new_state: ConsentState | None = None
+        self._csrf_nonce: str | None = None
+        self._set_csrf_cookie = False
+
+    @functools.cached_property
+    def _raw(self) -> str | None:
+        return request.cookies.get(self._settings.cookie_name)
+
+    @functools.cached_property
+    def stored(self) -> ConsentState | None:
+        """The state in the visitor's cookie, even from another revision."""
+        self.consulted = True
+        return self._settings.codec.decode(self._raw, self.now)
+
+    @property
+    def state(self) -> ConsentState | None:
+        """The state in force for this request: a new choice or the cookie's."""
+        if self._new_state is not None:
+            return self._new_state
+        return self.stored
+
+    @property
+    def needs_banner(self) -> bool:
+        """True when the visitor must be asked (again)."""
+        return core_needs_banner(self.state, self.policy, self.now)
+
+    @property
+    def has_chosen(self) -> bool:
+        """True when a current choice exists."""
+        return not self.needs_banner
+
+    def allows(self, key: str) -> bool:
+        """True when the category or service ``key`` may run.
+
+        :raises UnknownCategoryError: when ``key`` is not declared.
+        """
+        return core_allows(self.state, self.policy, key, self.now)
+
+    def choices(self) -> dict[str, bool]:
+        """Every optional key mapped to whether it may run."""
+        return {key: self.allows(key) for key in self.policy.choice_keys}
+
+    @functools.cached_property
+    def language(self) -> str:
+        """The language of the banner for this request."""
+        settings = self._settings
+        if settings.language_selector is not None:
+            chosen = settings.language_selector()
+            if chosen:
+                chosen = str(chosen).replace("_", "-")
+                if chosen in settings.languages:
+                    return chosen
+                base = chosen.split("-")[0]
+                if base in settings.languages:
+                    return base
+        return negotiate(
+            request.headers.get("Accept-Language"),
+            settings.languages,
+            settings.default_language,
+        )
+
+    @functools.cached_property
+    def translator(self) -> Translator:
+        """Texts in :attr:`language`, with the app's overrides."""
+        return Translator(self.language, self._settings.texts)
+
+    def remember(self, state: ConsentState) -> None:
+        """Make ``state`` this request's state and write it to the cookie."""
+        self._new_state = state
+
+    @property
+    def new_state(self) -> ConsentState | None:
+        """The state chosen during this request, if any."""
+        return self._new_state
+
+    def csrf_token(self) -> str:
+        """The CSRF token for forms in this response (sets the nonce cookie)."""
+        if self._csrf_nonce is None:
+            nonce = request.cookies.get(self._settings.csrf_cookie_name)
+            if not CSRFProtection.is_nonce(nonce):
+                nonce = CSRFProtection.new_nonce()
+                self._set_csrf_cookie = True
+            self._csrf_nonce = nonce
+        assert self._csrf_nonce is not None
+        return self._settings.csrf.token(self._csrf_nonce)
+
+    def check_csrf(self, token: str | None) -> None:
+        """Raise a 400 unless ``token`` belongs to this visitor."""
+        nonce = request.cookies.get(self._settings.csrf_cookie_name)
+        self._settings.csrf.check(token, nonce)
+
+    def write(self, response: Response) -> None:
+        """Write the cookies this request decided on to ``response``."""
+        s = self._settings
+        secure = request.is_secure if s.secure is None else s.secure
+        cookie = {
+            "domain": s.domain,
+            "path": s.path,
+            "secure": secure,
+            "httponly": True,
+            "samesite": s.samesite,
+        }
+        if self._set_csrf_cookie and self._csrf_nonce:
+            response.set_cookie(s.csrf_cookie_name, self._csrf_nonce, **cookie)
+        state = self._new_state
+        if state is None and self._raw is not None and "stored" in self.__dict__:
+            if self.stored is None:
+                # Forged, expired or unreadable: drop it so it is not re-sent.
+                response.delete_cookie(s.cookie_name, **cookie)
+            elif s.codec.needs_resign(self._raw):
+                # Signed with an older key: write it again with the newest one.
+                state = self.stored
+        if state is not None:
+            remaining = state.given_at + self.policy.max_age - self.now
+            response.set_cookie(
+                s.cookie_name,
+                s.codec.encode(state),
+                max_age=max(int(remaining.total_seconds()), 0),
+                **cookie,
+            )
+
+
+def _request_consent() -> RequestConsent:
+    rc: RequestConsent | None = g.get("_consent")
+    if rc is None:
+        ext: Consent = current_app.extensions["consent"]
+        rc = RequestConsent(ext.settings(current_app._get_current_object()))  # type: ignore[attr-defined]
+        g._consent = rc
+    return rc
+
+
+#: The consent of the current request (a :class:`RequestConsent`).
+current: RequestConsent = LocalProxy(_request_consent)  # type: ignore[assignment]
+
+
+def _asset_url(filename: str) -> str:
+    return url_for("consent.static", filename=filename)
+
+
+def consent_head() -> Markup:
+    """The ``<head>`` part: the banner stylesheet.
+
+    Optional: without it, the banner carries its own ``<link>``.
+    """
+    rc = _request_consent()
+    rc.head_rendered = True
+    return Markup('<link rel="stylesheet" href="{}">').format(
+        _asset_url("consent.css")
+    )
+
+
+def consent_banner() -> Markup:
+    """The banner when the visitor must choose, else nothing.
+
+    Renders ``consent/banner.html``; an app overrides it by providing a
+    template at the same path.
+    """
+    rc = _request_consent()
+    if rc.banner_rendered or rc.banner_suppressed or not rc.needs_banner:
+        return Markup("")
+    rc.banner_rendered = True
+    return Markup(render_template("consent/banner.html", **_page_context(rc)))
+
+
+def consent_settings_link(label: str | None = None) -> Markup:
+    """A link to the preferences page, for the footer of every page.
+
+    Withdrawing must be as easy as consenting, and possible at any time
+    (GDPR Art. 7(3)): this link is how, even without JavaScript.
+
+    :param label: The link text; "Cookie settings" in the visitor's language
+        by default.
+    """
+    rc = _request_consent()
+    href = url_for("consent.preferences", next=_here())
+    text = label if label is not None else rc.translator("settings_link")
+    return Markup(
+        '<a class="consent-settings-link" href="{}" data-consent-open>{}</a>'
+    ).format(href, text)
+
+
+def _here() -> str:
+    path = request.full_path if request.query_string else request.path
+    return path
+
+
+def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
+    """What the banner and the library's pages need to render."""
+    policy = rc.policy
+    tr = rc.translator
+    purposes = ", ".join(c.title for c in policy.optional_categories)
+    return {
+        "t": tr,
+        "policy": policy,
+        "purposes": purposes,
+        "csrf_token": rc.csrf_token(),
+        "next": _here() if request.blueprint != "consent" else None,
+        "head_rendered": rc.head_rendered,
+        "css_url": _asset_url("consent.css"),
+        "update_url": url_for("consent.update"),
+        "preferences_url": url_for("consent.preferences"),
+        "declaration_url": url_for("consent.declaration"),
+    }
+
+
+def _template_context() -> dict[str, t.Any]:
+    return {
+        "consent": current,
+        "consent_banner": consent_banner,
+        "consent_head": consent_head,
+        "consent_settings_link": consent_settings_link,
+    }
+
+
+def _finish_response(response: Response) -> Response:
+    """Write cookies, show the banner and mark responses for caches."""
+    rc: RequestConsent | None = g.get("_consent")
+    settings = current_app.extensions["consent"].settings(
+        current_app._get_current_object()  # type: ignore[attr-defined]
+    )
+    if (
+        settings.auto_inject
+        and response.mimetype == "text/html"
+        and not response.direct_passthrough
+        and not response.is_streamed
+        and response.status_code not in (204, 304)
+        and response.status_code // 100 != 3
+    ):
+        rc = rc or _request_consent()
+        _inject_banner(rc, response)
+    if rc is None:
+        return response
+    rc.write(response)
+    if rc.consulted:
+        response.vary.add("Cookie")
+    if rc.banner_rendered and not response.cache_control.no_store:
+        response.cache_control.private = True
+    return response
+
+
+def _inject_banner(rc: RequestConsent, response: Response) -> None:
+    if rc.banner_rendered or rc.banner_suppressed or not rc.needs_banner:
+        return
+    body = response.get_data()
+    matches = list(_BODY_END.finditer(body))
+    if not matches:
+        return
+    at = matches[-1].start()
+    banner = str(consent_banner()).encode()
+    response.set_data(body[:at] + banner + body[at:])

@@ -1,0 +1,225 @@
+"""The ``consent`` blueprint: the choice endpoint, preferences, declaration."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import Blueprint
+from flask import current_app
+from flask import jsonify
+from flask import redirect
+from flask import render_template
+from flask import request
+from werkzeug.datastructures import MultiDict
+
+from ..exceptions import UnknownCategoryError
+from ..state import ACTIONS
+from ..state import ConsentState
+from ..state import decide
+from .extension import RequestConsent
+from .extension import _page_context
+from .extension import _request_consent
+from .security import ConsentBadRequest
+from .security import check_same_origin
+from .security import safe_next
+from .signals import consent_changed
+from .signals import consent_given
+from .signals import consent_withdrawn
+
+if t.TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
+    from ..model import Policy
+
+bp = Blueprint(
+    "consent",
+    __name__,
+    template_folder="../templates",
+    static_folder="../static/consent",
+    static_url_path="/static",
+)
+
+#: Choices posted by a form or JSON; form methods only.
+_FORM_METHODS = ("banner", "preferences")
+
+
+def _state_json(rc: RequestConsent) -> dict[str, t.Any]:
+    state = rc.state
+    current = state is not None and not rc.needs_banner
+    return {
+        "needs_banner": rc.needs_banner,
+        "revision": rc.policy.revision,
+        "choices": rc.choices(),
+        "consent_id": state.consent_id if state and current else None,
+        "given_at": state.given_at.isoformat() if state and current else None,
+        "method": state.method if state and current else None,
+    }
+
+
+def _no_store(response: t.Any) -> t.Any:
+    response.cache_control.no_store = True
+    response.vary.add("Cookie")
+    return response
+
+
+@bp.get("", endpoint="state")
+def state_view() -> ResponseReturnValue:
+    """The visitor's current choice as JSON."""
+    return _no_store(jsonify(_state_json(_request_consent())))
+
+
+@bp.post("", endpoint="update")
+def update() -> ResponseReturnValue:
+    """Record a choice: ``accept_all``, ``reject_all`` or ``save``.
+
+    Form posts answer 303 to a same-site ``next``; JSON posts answer the new
+    state as JSON. Both need the CSRF token and a same-origin request.
+    """
+    rc = _request_consent()
+    data, is_json = _posted_data()
+    check_same_origin(request)
+    token = data.get("csrf_token") or request.headers.get("X-Consent-CSRF")
+    rc.check_csrf(token)
+    action = data.get("action")
+    if action not in ACTIONS:
+        raise ConsentBadRequest(
+            f"Unknown action {action!r}: send action=accept_all, reject_all or"
+            " save."
+        )
+    method = data.get("method")
+    if method not in _FORM_METHODS:
+        method = "api" if is_json else "banner"
+    previous = rc.stored
+    try:
+        state = decide(
+            rc.policy,
+            t.cast(t.Any, action),
+            now=rc.now,
+            chosen=data.getlist("choice"),
+            previous=previous,
+            method=t.cast(t.Any, method),
+        )
+    except UnknownCategoryError as err:
+        raise ConsentBadRequest(str(err)) from err
+    rc.remember(state)
+    _send_signals(rc.policy, previous, state, rc)
+    if is_json:
+        return _no_store(jsonify(_state_json(rc)))
+    target = safe_next(data.get("next"), request.root_path + "/")
+    return _no_store(redirect(target, code=303))
+
+
+def _posted_data() -> tuple[MultiDict[str, str], bool]:
+    """The posted fields, from a form or a JSON object, as one shape."""
+    if not request.is_json:
+        return request.form, False
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ConsentBadRequest(
+            'The JSON body must be an object such as {"action": "reject_all"}.'
+        )
+    data: MultiDict[str, str] = MultiDict()
+    for key, value in body.items():
+        if key == "choices":
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) for v in value
+            ):
+                raise ConsentBadRequest('"choices" must be a list of keys.')
+            for item in value:
+                data.add("choice", item)
+        elif isinstance(value, str):
+            data[key] = value
+    return data, True
+
+
+def _send_signals(
+    policy: Policy,
+    previous: ConsentState | None,
+    state: ConsentState,
+    rc: RequestConsent,
+) -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    was_current = previous is not None and previous.is_current(policy, rc.now)
+    consent_given.send(app, state=state, previous=previous)
+    if was_current:
+        assert previous is not None
+        if previous.granted != state.granted:
+            consent_changed.send(app, state=state, previous=previous)
+        if previous.granted - state.granted:
+            consent_withdrawn.send(app, state=state, previous=previous)
+
+
+@bp.get("/preferences", endpoint="preferences")
+def preferences() -> ResponseReturnValue:
+    """The full preferences page: works without JavaScript."""
+    rc = _request_consent()
+    rc.banner_suppressed = True
+    context = _page_context(rc)
+    context["next"] = safe_next(request.args.get("next"), "/")
+    context["choices"] = rc.choices()
+    state = rc.state if rc.has_chosen else None
+    context["state"] = state
+    response = current_app.make_response(
+        render_template("consent/preferences.html", **context)
+    )
+    return _no_store(response)
+
+
+def _declaration(rc: RequestConsent) -> list[dict[str, t.Any]]:
+    ext = current_app.extensions["consent"]
+    builtin = ext.builtin_cookies(current_app._get_current_object())  # type: ignore[attr-defined]
+    tr = rc.translator
+    first_required = next(c.key for c in rc.policy.categories if c.required)
+    rows = []
+    for category in rc.policy.categories:
+        cookies = list(category.all_cookies())
+        if category.key == first_required:
+            cookies = list(builtin) + cookies
+        rows.append(
+            {
+                "key": category.key,
+                "title": category.title,
+                "description": category.description,
+                "required": category.required,
+                "cookies": [
+                    {
+                        "name": c.label,
+                        "pattern": bool(c.pattern),
+                        "provider": c.provider,
+                        "purpose": c.purpose,
+                        "duration": c.duration,
+                        "party": c.party,
+                        "party_label": tr(
+                            "declaration.first_party"
+                            if c.party == "first"
+                            else "declaration.third_party"
+                        ),
+                    }
+                    for c in cookies
+                ],
+            }
+        )
+    return rows
+
+
+@bp.get("/declaration", endpoint="declaration")
+def declaration() -> ResponseReturnValue:
+    """The cookie declaration, generated from the policy."""
+    rc = _request_consent()
+    context = _page_context(rc)
+    context["categories"] = _declaration(rc)
+    return render_template("consent/declaration.html", **context)
+
+
+@bp.get("/declaration.json", endpoint="declaration_json")
+def declaration_json() -> ResponseReturnValue:
+    """The cookie declaration as JSON."""
+    rc = _request_consent()
+    return jsonify(
+        {
+            "revision": rc.policy.revision,
+            "controller": rc.policy.controller,
+            "language": rc.language,
+            "categories": _declaration(rc),
+        }
+    )
