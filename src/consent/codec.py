@@ -92,7 +92,7 @@ class CookieCodec:
         *,
         salt: str = SALT,
     ) -> None:
-        keys = [k for k in secret_keys if k]
+        keys: list[t.Any] = [k for k in secret_keys if k]
         if not keys:
             from .exceptions import ConfigurationError
 

@@ -97,9 +97,7 @@ def needs_banner(state: ConsentState | None, policy: Policy, now: datetime) -> b
     return state is None or not state.is_current(policy, now)
 
 
-def allows(
-    state: ConsentState | None, policy: Policy, key: str, now: datetime
-) -> bool:
+def allows(state: ConsentState | None, policy: Policy, key: str, now: datetime) -> bool:
     """Tell whether the category or service ``key`` may run now.
 
     Required categories and their services are always allowed. Everything

@@ -371,7 +371,7 @@ class RequestConsent:
         """Write the cookies this request decided on to ``response``."""
         s = self._settings
         secure = request.is_secure if s.secure is None else s.secure
-        cookie = {
+        cookie: dict[str, t.Any] = {
             "domain": s.domain,
             "path": s.path,
             "secure": secure,
@@ -422,9 +422,7 @@ def consent_head() -> Markup:
     """
     rc = _request_consent()
     rc.head_rendered = True
-    return Markup('<link rel="stylesheet" href="{}">').format(
-        _asset_url("consent.css")
-    )
+    return Markup('<link rel="stylesheet" href="{}">').format(_asset_url("consent.css"))
 
 
 def consent_banner() -> Markup:

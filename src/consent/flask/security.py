@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import hmac
 import secrets
+import typing as t
 from urllib.parse import urlsplit
 
 from flask import Request
@@ -40,7 +41,8 @@ class CSRFProtection:
     """
 
     def __init__(self, secret_keys: cabc.Sequence[str | bytes]) -> None:
-        self._serializer = URLSafeSerializer(list(secret_keys), salt=CSRF_SALT)
+        keys: list[t.Any] = list(secret_keys)
+        self._serializer = URLSafeSerializer(keys, salt=CSRF_SALT)
 
     @staticmethod
     def new_nonce() -> str:

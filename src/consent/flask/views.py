@@ -27,6 +27,7 @@ from .signals import consent_given
 from .signals import consent_withdrawn
 
 if t.TYPE_CHECKING:
+    from flask import Response
     from flask.typing import ResponseReturnValue
 
     from ..model import Policy
@@ -56,7 +57,7 @@ def _state_json(rc: RequestConsent) -> dict[str, t.Any]:
     }
 
 
-def _no_store(response: t.Any) -> t.Any:
+def _no_store(response: Response) -> Response:
     response.cache_control.no_store = True
     response.vary.add("Cookie")
     return response
@@ -83,8 +84,7 @@ def update() -> ResponseReturnValue:
     action = data.get("action")
     if action not in ACTIONS:
         raise ConsentBadRequest(
-            f"Unknown action {action!r}: send action=accept_all, reject_all or"
-            " save."
+            f"Unknown action {action!r}: send action=accept_all, reject_all or save."
         )
     method = data.get("method")
     if method not in _FORM_METHODS:
@@ -106,7 +106,7 @@ def update() -> ResponseReturnValue:
     if is_json:
         return _no_store(jsonify(_state_json(rc)))
     target = safe_next(data.get("next"), request.root_path + "/")
-    return _no_store(redirect(target, code=303))
+    return _no_store(current_app.make_response(redirect(target, code=303)))
 
 
 def _posted_data() -> tuple[MultiDict[str, str], bool]:
