@@ -28,6 +28,12 @@ Mode = t.Literal["opt-in", "opt-out", "notice"]
 
 MODES: tuple[Mode, ...] = ("opt-in", "opt-out", "notice")
 
+#: What the UK's Data (Use and Access) Act 2025 lets a site do without
+#: consent, provided visitors are told and can object.
+Exemption = t.Literal["statistics", "appearance", "security"]
+
+EXEMPTIONS: tuple[Exemption, ...] = ("statistics", "appearance", "security")
+
 #: The default lifetime of a choice: about six months, as the CNIL recommends.
 DEFAULT_MAX_AGE = timedelta(days=182)
 
@@ -188,6 +194,9 @@ class Category:
     :param services: Services that can be allowed one by one.
     :param sale_or_sharing: True when the whole category sells or shares
         personal data; a Global Privacy Control signal refuses it.
+    :param exemption: For the UK profile: ``"statistics"``, ``"appearance"``
+        or ``"security"`` when the category falls under a PECR exemption and
+        may run until the visitor objects.
     """
 
     key: str
@@ -197,10 +206,16 @@ class Category:
     cookies: tuple[Cookie, ...] = ()
     services: tuple[Service, ...] = ()
     sale_or_sharing: bool = False
+    exemption: Exemption | None = None
 
     def __post_init__(self) -> None:
         _require_key("Category", self.key)
         _require_text("Category", self.key, "title", self.title)
+        if self.exemption is not None and self.exemption not in EXEMPTIONS:
+            raise ConfigurationError(
+                f"Category {self.key!r}: exemption must be one of"
+                f" {', '.join(EXEMPTIONS)} or None, not {self.exemption!r}."
+            )
         object.__setattr__(self, "cookies", tuple(self.cookies))
         object.__setattr__(self, "services", tuple(self.services))
 
@@ -289,6 +304,13 @@ class Policy:
                 " derive it from the declarations."
             )
         _require_text("Policy", "controller", "name", self.controller)
+        if self.mode == "notice" and self.optional_categories:
+            raise ConfigurationError(
+                "mode='notice' informs only, so it suits sites whose cookies are"
+                " all strictly necessary; this policy has optional categories"
+                f" ({', '.join(c.key for c in self.optional_categories)}): use"
+                " 'opt-in', or 'opt-out' where that is lawful."
+            )
 
     @staticmethod
     def _check_necessary(category: Category) -> None:
@@ -358,6 +380,18 @@ class Policy:
             f"{key!r} is neither a category nor a service of this policy; declare"
             " it or check the spelling."
         )
+
+    def is_sale_or_sharing(self, key: str) -> bool:
+        """True when ``key`` (or its category) sells or shares personal data."""
+        category = self.category_of(key)
+        if category.sale_or_sharing:
+            return True
+        return any(s.key == key and s.sale_or_sharing for s in category.services)
+
+    @property
+    def sale_or_sharing_keys(self) -> frozenset[str]:
+        """The optional keys a Global Privacy Control signal refuses."""
+        return frozenset(k for k in self.choice_keys if self.is_sale_or_sharing(k))
 
     def is_required(self, key: str) -> bool:
         """True when ``key`` is a required category or one of its services."""

@@ -16,6 +16,7 @@ from datetime import timedelta
 from .exceptions import UnknownCategoryError
 
 if t.TYPE_CHECKING:
+    from .gpc import Profile
     from .model import Policy
 
 #: How a choice was made: on the banner, on the preferences page or dialog,
@@ -73,9 +74,15 @@ class ConsentState:
         """True when the visitor must be asked (again)."""
         return needs_banner(self, policy, now)
 
-    def allows(self, policy: Policy, key: str, now: datetime) -> bool:
+    def allows(
+        self,
+        policy: Policy,
+        key: str,
+        now: datetime,
+        profile: Profile | None = None,
+    ) -> bool:
         """True when the category or service ``key`` may run."""
-        return allows(self, policy, key, now)
+        return allows(self, policy, key, now, profile)
 
     def choices(self, policy: Policy) -> dict[str, bool]:
         """Every optional key of ``policy`` mapped to whether it is granted."""
@@ -87,43 +94,81 @@ class ConsentState:
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
-def needs_banner(state: ConsentState | None, policy: Policy, now: datetime) -> bool:
+def needs_banner(
+    state: ConsentState | None,
+    policy: Policy,
+    now: datetime,
+) -> bool:
     """Tell whether the visitor must be asked.
 
-    True with no state, with a state from another policy revision, and with
-    an expired state. In ``notice`` mode the banner informs only, and shows
-    until it is acknowledged, like a choice.
+    True with no state, with a state from another policy revision, with an
+    expired state, and with a state that only records a privacy signal
+    (method ``gpc``): a signal refuses, but it is not a choice.
     """
-    return state is None or not state.is_current(policy, now)
+    return state is None or state.method == "gpc" or not state.is_current(policy, now)
 
 
-def allows(state: ConsentState | None, policy: Policy, key: str, now: datetime) -> bool:
+def allows(
+    state: ConsentState | None,
+    policy: Policy,
+    key: str,
+    now: datetime,
+    profile: Profile | None = None,
+) -> bool:
     """Tell whether the category or service ``key`` may run now.
 
-    Required categories and their services are always allowed. Everything
-    else is refused until the visitor chose it under the current revision
-    (opt-in). In ``opt-out`` mode, optional keys are allowed until refused,
-    except those marked ``sale_or_sharing`` when a privacy signal refused
-    them.
+    Required categories and their services are always allowed. A current
+    choice decides the rest. Without one, the mode decides: ``opt-in`` (the
+    default) refuses everything optional, ``opt-out`` allows it, and a
+    profile's exemptions (the UK's statistics) allow their categories until
+    the visitor objects. A Global Privacy Control opt-out on record always
+    refuses what is marked ``sale_or_sharing``, unless the visitor later
+    chose it explicitly.
 
+    :param profile: The regional profile of this request; ``None`` uses the
+        policy's mode.
     :raises UnknownCategoryError: when ``key`` is not declared, so that a typo
         fails closed and loudly instead of silently refusing forever.
     """
     category = policy.category_of(key)
     if category.required:
         return True
-    if state is not None and state.is_current(policy, now):
+    if state is not None and state.is_current(policy, now) and state.method != "gpc":
         return key in state.granted
-    if policy.mode == "opt-out":
-        return not (state is not None and state.gpc and _is_sale(policy, key))
+    if state is not None and state.gpc and policy.is_sale_or_sharing(key):
+        return False
+    mode = profile.mode if profile is not None else policy.mode
+    if mode == "opt-out":
+        return True
+    if profile is not None and category.exemption in profile.exemptions:
+        return True
     return False
 
 
-def _is_sale(policy: Policy, key: str) -> bool:
-    category = policy.category_of(key)
-    if category.sale_or_sharing or category.key == key:
-        return category.sale_or_sharing
-    return any(s.key == key and s.sale_or_sharing for s in category.services)
+def gpc_state(
+    policy: Policy, *, now: datetime, previous: ConsentState | None = None
+) -> ConsentState:
+    """The state that records a Global Privacy Control opt-out.
+
+    A current choice keeps what it granted, less what is sold or shared; with
+    no choice, the state only records the signal (method ``gpc``), so the
+    banner still asks about the rest.
+    """
+    if previous is not None and previous.is_current(policy, now):
+        if previous.method != "gpc":
+            return dataclasses.replace(
+                previous,
+                granted=previous.granted - policy.sale_or_sharing_keys,
+                gpc=True,
+            )
+    return ConsentState(
+        granted=frozenset(),
+        given_at=now,
+        revision=policy.revision,
+        consent_id=previous.consent_id if previous else new_consent_id(),
+        method="gpc",
+        gpc=True,
+    )
 
 
 def decide(
@@ -148,6 +193,10 @@ def decide(
     """
     if action == "accept_all":
         granted = frozenset(policy.choice_keys)
+        if previous is not None and previous.gpc:
+            # Under an opt-out signal, "Accept all" does not sell or share:
+            # only an explicit switch can (CCPA regs. 7025(c)(3)).
+            granted -= policy.sale_or_sharing_keys
     elif action == "reject_all":
         granted = frozenset()
     else:

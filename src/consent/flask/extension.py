@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import dataclasses
 import functools
+import logging
 import re
 import typing as t
 import weakref
@@ -14,6 +15,7 @@ from datetime import timezone
 
 from flask import current_app
 from flask import g
+from flask import jsonify
 from flask import render_template
 from flask import request
 from flask import url_for
@@ -21,7 +23,13 @@ from markupsafe import Markup
 from werkzeug.local import LocalProxy
 
 from ..codec import CookieCodec
+from ..enforce import UNDECLARED_ACTIONS
+from ..enforce import CookieGate
 from ..exceptions import ConfigurationError
+from ..gpc import PROFILES
+from ..gpc import Profile
+from ..gpc import gpc_support_resource
+from ..gpc import has_gpc
 from ..i18n import DEFAULT_LANGUAGE
 from ..i18n import Translator
 from ..i18n import available_languages
@@ -31,12 +39,16 @@ from ..model import Cookie
 from ..model import Policy
 from ..state import ConsentState
 from ..state import allows as core_allows
+from ..state import gpc_state
 from ..state import needs_banner as core_needs_banner
 from .security import CSRFProtection
 
 if t.TYPE_CHECKING:
     from flask import Flask
     from flask import Response
+    from flask.typing import ResponseReturnValue
+
+_View = t.TypeVar("_View", bound=cabc.Callable[..., t.Any])
 
 #: Every setting with its default; applied with ``setdefault``.
 DEFAULT_CONFIG: dict[str, t.Any] = {
@@ -59,7 +71,23 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "CONSENT_LANGUAGE_SELECTOR": None,
     # {language or "*": {message key: text}}
     "CONSENT_TEXTS": {},
+    # What to do with Set-Cookie for undeclared cookies: allow, warn, block.
+    "CONSENT_UNDECLARED": "warn",
+    # A Profile or a profile name ("eu", "uk", "us", "notice"); None: the
+    # policy's mode.
+    "CONSENT_PROFILE": None,
+    # A callable returning this request's Profile or profile name, or None.
+    "CONSENT_PROFILE_SELECTOR": None,
+    # Serve /.well-known/gpc.json.
+    "CONSENT_GPC_SUPPORT": True,
+    # The "lastUpdate" of gpc.json (YYYY-MM-DD); None: the day the app started.
+    "CONSENT_GPC_LAST_UPDATE": None,
+    # A callable returning the CSP nonce of this request; None: Flask-Talisman's
+    # request.csp_nonce when present.
+    "CONSENT_CSP_NONCE": None,
 }
+
+logger = logging.getLogger(__name__)
 
 _SAMESITE = ("Strict", "Lax", "None")
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
@@ -83,6 +111,10 @@ class _AppSettings:
     default_language: str
     language_selector: cabc.Callable[[], str | None] | None
     texts: cabc.Mapping[str, cabc.Mapping[str, str]]
+    gate: CookieGate
+    profile: Profile | None
+    profile_selector: cabc.Callable[[], Profile | str | None] | None
+    csp_nonce: cabc.Callable[[], str | None] | None
 
 
 class Consent:
@@ -105,6 +137,8 @@ class Consent:
         self._settings: weakref.WeakKeyDictionary[Flask, _AppSettings] = (
             weakref.WeakKeyDictionary()
         )
+        #: Views decorated with :meth:`requires`: qualified name to key.
+        self.required: dict[str, str] = {}
         if app is not None:
             self.init_app(app)
 
@@ -129,7 +163,60 @@ class Consent:
         prefix = app.config["CONSENT_URL_PREFIX"]
         app.register_blueprint(bp, url_prefix=prefix)
         app.context_processor(_template_context)
+        from .markup import consent_embed
+        from .markup import consent_script
+
+        app.jinja_env.globals.update(
+            consent_script=consent_script,
+            consent_embed=consent_embed,
+            consent_settings_link=consent_settings_link,
+        )
         app.after_request(_finish_response)
+        if app.config["CONSENT_GPC_SUPPORT"]:
+            last_update = app.config["CONSENT_GPC_LAST_UPDATE"] or (
+                datetime.now(timezone.utc).date().isoformat()
+            )
+            app.add_url_rule(
+                "/.well-known/gpc.json",
+                "consent_gpc",
+                functools.partial(_gpc_support, last_update),
+            )
+
+    def requires(
+        self,
+        key: str,
+        *,
+        fallback: cabc.Callable[..., ResponseReturnValue] | str | None = None,
+    ) -> cabc.Callable[[_View], _View]:
+        """Decorate a view that cannot work without ``key``.
+
+        Without consent the view does not run: the visitor gets a page that
+        explains and offers the choice, with status 403, or the response of
+        ``fallback`` (a view function, or the endpoint name of one).
+
+        :param key: A category or service key of the policy.
+        :param fallback: What to answer instead of the 403 page.
+        """
+        if self.policy is not None:
+            self.policy.category_of(key)  # fail at import for a typo
+
+        def decorator(view: _View) -> _View:
+            self.required[f"{view.__module__}.{view.__qualname__}"] = key
+
+            @functools.wraps(view)
+            def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                rc = _request_consent()
+                if rc.allows(key):
+                    return view(*args, **kwargs)
+                if callable(fallback):
+                    return fallback(*args, **kwargs)
+                if isinstance(fallback, str):
+                    return current_app.view_functions[fallback](*args, **kwargs)
+                return _requires_page(rc, key)
+
+            return t.cast(_View, wrapper)
+
+        return decorator
 
     def settings(self, app: Flask) -> _AppSettings:
         """The settings derived for ``app`` (for the views and hooks)."""
@@ -235,6 +322,18 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
             "CONSENT_LANGUAGE_SELECTOR must be a callable returning a language"
             " tag (or None), such as flask_babel.get_locale."
         )
+    undeclared = config["CONSENT_UNDECLARED"]
+    if undeclared not in UNDECLARED_ACTIONS:
+        raise ConfigurationError(
+            f"CONSENT_UNDECLARED must be one of {', '.join(UNDECLARED_ACTIONS)},"
+            f" not {undeclared!r}."
+        )
+    for setting in (
+        "CONSENT_PROFILE_SELECTOR",
+        "CONSENT_CSP_NONCE",
+    ):
+        if config[setting] is not None and not callable(config[setting]):
+            raise ConfigurationError(f"{setting} must be a callable or None.")
     keys = _secret_keys(app)
     return _AppSettings(
         policy=policy,
@@ -251,7 +350,25 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         default_language=default_language,
         language_selector=selector,
         texts=config["CONSENT_TEXTS"],
+        gate=CookieGate(
+            policy, undeclared=undeclared, always_allowed=(name, f"{name}_csrf")
+        ),
+        profile=_profile(config["CONSENT_PROFILE"], "CONSENT_PROFILE"),
+        profile_selector=config["CONSENT_PROFILE_SELECTOR"],
+        csp_nonce=config["CONSENT_CSP_NONCE"],
     )
+
+
+def _profile(value: Profile | str | None, setting: str) -> Profile | None:
+    if value is None or isinstance(value, Profile):
+        return value
+    try:
+        return PROFILES[value]
+    except KeyError:
+        raise ConfigurationError(
+            f"{setting}: unknown profile {value!r}; use a consent.gpc.Profile or"
+            f" one of {', '.join(PROFILES)}."
+        ) from None
 
 
 class RequestConsent:
@@ -277,6 +394,7 @@ class RequestConsent:
         #: True on pages that are the choice themselves (preferences).
         self.banner_suppressed = False
         self._new_state: ConsentState | None = None
+        self._expire: list[tuple[str, Cookie]] = []
         self._csrf_nonce: str | None = None
         self._set_csrf_cookie = False
 
@@ -292,10 +410,53 @@ class RequestConsent:
 
     @property
     def state(self) -> ConsentState | None:
-        """The state in force for this request: a new choice or the cookie's."""
+        """The state in force for this request: a new choice or the cookie's.
+
+        A ``Sec-GPC: 1`` request whose cookie does not record the opt-out yet
+        records it now, before any banner (CCPA regs. 7025; Colorado 5.09).
+        """
         if self._new_state is not None:
             return self._new_state
-        return self.stored
+        stored = self.stored
+        if self.gpc and (
+            stored is None
+            or not stored.gpc
+            or not stored.is_current(self.policy, self.now)
+        ):
+            self._new_state = gpc_state(self.policy, now=self.now, previous=stored)
+            return self._new_state
+        return stored
+
+    @functools.cached_property
+    def profile(self) -> Profile | None:
+        """The regional profile of this request (``None``: the policy's mode)."""
+        selector = self._settings.profile_selector
+        if selector is not None:
+            chosen = _profile(selector(), "CONSENT_PROFILE_SELECTOR")
+            if chosen is not None:
+                return chosen
+        return self._settings.profile
+
+    @functools.cached_property
+    def gpc(self) -> bool:
+        """True when the request carries a Global Privacy Control signal that
+        this request's profile honours."""
+        profile = self.profile
+        if profile is not None and not profile.honors_gpc:
+            return False
+        return has_gpc(request.headers.getlist("Sec-GPC"))
+
+    @property
+    def gpc_honored(self) -> bool:
+        """True when an opt-out signal is on record for this visitor."""
+        state = self.state
+        return state is not None and state.gpc
+
+    @property
+    def mode(self) -> str:
+        """``opt-in``, ``opt-out`` or ``notice`` for this request."""
+        profile = self.profile
+        return profile.mode if profile is not None else self.policy.mode
 
     @property
     def needs_banner(self) -> bool:
@@ -312,7 +473,7 @@ class RequestConsent:
 
         :raises UnknownCategoryError: when ``key`` is not declared.
         """
-        return core_allows(self.state, self.policy, key, self.now)
+        return core_allows(self.state, self.policy, key, self.now, self.profile)
 
     def choices(self) -> dict[str, bool]:
         """Every optional key mapped to whether it may run."""
@@ -343,8 +504,15 @@ class RequestConsent:
         return Translator(self.language, self._settings.texts)
 
     def remember(self, state: ConsentState) -> None:
-        """Make ``state`` this request's state and write it to the cookie."""
+        """Make ``state`` this request's state and write it to the cookie.
+
+        Cookies the visitor holds for what the new state refuses are expired
+        in the same response, with their declared domain and path.
+        """
         self._new_state = state
+        self._expire = self._settings.gate.to_expire(
+            request.cookies.keys(), self.allows
+        )
 
     @property
     def new_state(self) -> ConsentState | None:
@@ -380,6 +548,10 @@ class RequestConsent:
         }
         if self._set_csrf_cookie and self._csrf_nonce:
             response.set_cookie(s.csrf_cookie_name, self._csrf_nonce, **cookie)
+        for name, declared in self._expire:
+            response.delete_cookie(
+                name, domain=declared.domain, path=declared.path or "/"
+            )
         state = self._new_state
         if state is None and self._raw is not None and "stored" in self.__dict__:
             if self.stored is None:
@@ -409,6 +581,29 @@ def _request_consent() -> RequestConsent:
 
 #: The consent of the current request (a :class:`RequestConsent`).
 current: RequestConsent = LocalProxy(_request_consent)  # type: ignore[assignment]
+
+
+def _gpc_support(last_update: str) -> Response:
+    response = jsonify(gpc_support_resource(last_update))
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
+
+
+def _requires_page(rc: RequestConsent, key: str) -> Response:
+    category = rc.policy.category_of(key)
+    service = next((s for s in category.services if s.key == key), None)
+    context = _page_context(rc)
+    context.update(
+        key=key,
+        purpose=service.title if service else category.title,
+        granted=[k for k in rc.policy.choice_keys if rc.allows(k)],
+    )
+    response = current_app.make_response(
+        (render_template("consent/requires.html", **context), 403)
+    )
+    response.cache_control.private = True
+    return response
 
 
 def _asset_url(filename: str) -> str:
@@ -472,6 +667,8 @@ def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
         "csrf_token": rc.csrf_token(),
         "next": _here() if request.blueprint != "consent" else None,
         "head_rendered": rc.head_rendered,
+        "gpc_honored": rc.gpc_honored,
+        "mode": rc.mode,
         "css_url": _asset_url("consent.css"),
         "update_url": url_for("consent.update"),
         "preferences_url": url_for("consent.preferences"),
@@ -504,14 +701,43 @@ def _finish_response(response: Response) -> Response:
     ):
         rc = rc or _request_consent()
         _inject_banner(rc, response)
+    if "Set-Cookie" in response.headers:
+        rc = rc or _request_consent()
+        _filter_set_cookies(rc, settings.gate, response)
     if rc is None:
         return response
     rc.write(response)
     if rc.consulted:
         response.vary.add("Cookie")
+        if rc.policy.sale_or_sharing_keys:
+            response.vary.add("Sec-GPC")
     if rc.banner_rendered and not response.cache_control.no_store:
         response.cache_control.private = True
     return response
+
+
+def _filter_set_cookies(
+    rc: RequestConsent, gate: CookieGate, response: Response
+) -> None:
+    """Remove ``Set-Cookie`` headers of what the visitor has not allowed."""
+    kept, removed = gate.filter(response.headers.getlist("Set-Cookie"), rc.allows)
+    if removed:
+        del response.headers["Set-Cookie"]
+        for header in kept:
+            response.headers.add("Set-Cookie", header)
+        logger.debug(
+            "Removed Set-Cookie for %s: not allowed by the visitor.",
+            ", ".join(v.name for v in removed),
+        )
+
+
+def csp_nonce() -> str | None:
+    """The CSP nonce of the current request, if the app uses one."""
+    settings = _request_consent()._settings
+    if settings.csp_nonce is not None:
+        return settings.csp_nonce()
+    nonce = getattr(request, "csp_nonce", None) or g.get("csp_nonce")
+    return str(nonce) if nonce else None
 
 
 def _inject_banner(rc: RequestConsent, response: Response) -> None:

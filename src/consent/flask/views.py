@@ -41,7 +41,7 @@ bp = Blueprint(
 )
 
 #: Choices posted by a form or JSON; form methods only.
-_FORM_METHODS = ("banner", "preferences")
+_FORM_METHODS = ("banner", "preferences", "embed")
 
 
 def _state_json(rc: RequestConsent) -> dict[str, t.Any]:
@@ -89,7 +89,7 @@ def update() -> ResponseReturnValue:
     method = data.get("method")
     if method not in _FORM_METHODS:
         method = "api" if is_json else "banner"
-    previous = rc.stored
+    previous = rc.state
     try:
         state = decide(
             rc.policy,
@@ -139,7 +139,11 @@ def _send_signals(
     rc: RequestConsent,
 ) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    was_current = previous is not None and previous.is_current(policy, rc.now)
+    was_current = (
+        previous is not None
+        and previous.method != "gpc"
+        and previous.is_current(policy, rc.now)
+    )
     consent_given.send(app, state=state, previous=previous)
     if was_current:
         assert previous is not None
