@@ -20,10 +20,12 @@ import collections.abc as cabc
 import hashlib
 import logging
 import re
+import struct
 import typing as t
 from datetime import datetime
 from datetime import timezone
 
+from itsdangerous import BadData
 from itsdangerous import BadSignature
 from itsdangerous import Signer
 from itsdangerous.encoding import base64_decode
@@ -142,7 +144,7 @@ class CookieCodec:
             return None
         try:
             return self._parse(payload, now)
-        except (ValueError, KeyError, OverflowError, OSError):
+        except (BadData, ValueError, KeyError, OverflowError, OSError, struct.error):
             logger.info("Ignoring a consent cookie with an unreadable payload.")
             return None
 

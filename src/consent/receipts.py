@@ -590,7 +590,7 @@ class SQLiteReceiptStore:
         self._timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[threading.Thread, sqlite3.Connection] = {}
         self._is_ready = False
         self._pid = os.getpid()
 
@@ -604,7 +604,7 @@ class SQLiteReceiptStore:
             with self._lock:
                 self._pid = os.getpid()
                 self._local = threading.local()
-                self._connections = []
+                self._connections = {}
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
@@ -623,7 +623,13 @@ class SQLiteReceiptStore:
             conn.close()
             raise
         with self._lock:
-            self._connections.append(conn)
+            # Servers that start a thread per request would otherwise leave
+            # one open connection behind per request.
+            gone = [th for th in self._connections if not th.is_alive()]
+            stale = [self._connections.pop(th) for th in gone]
+            self._connections[threading.current_thread()] = conn
+        for old in stale:
+            old.close()
         self._local.conn = conn
         return conn
 
@@ -823,12 +829,17 @@ class SQLiteReceiptStore:
     def close(self) -> None:
         """Close every thread's connection; the store reconnects if used again."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections, self._connections = self._connections, {}
             self._local = threading.local()
-        for conn in connections:
+        for conn in connections.values():
             conn.close()
 
 
+_SQLITE_MEMORY = (
+    "{url!r} is an in-memory database, which loses receipts: give a file, such"
+    " as 'sqlite:///consent-receipts.db' in the instance folder or"
+    " 'sqlite:////var/lib/site/receipts.db'."
+)
 _SQL_MISSING = (
     'Storing receipts in {what} needs SQLAlchemy: pip install "cookie-consent[sql]".'
 )
@@ -896,6 +907,8 @@ def _create_engine(url: str, timeout: float) -> sa.Engine:
             "options": f"-c statement_timeout={max(1, int(timeout * 1000))}",
         }
     elif backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigurationError(_SQLITE_MEMORY.format(url=url))
         options["connect_args"] = {"timeout": timeout}
     try:
         engine = sa.create_engine(parsed, **options)
@@ -1257,11 +1270,7 @@ def open_store(url: str | None, *, instance_path: str) -> ReceiptStore | None:
         return SQLiteReceiptStore(os.path.join(instance_path, "consent-receipts.db"))
     if url.startswith("sqlite:"):
         if not url.startswith("sqlite:///") or url.endswith(":memory:"):
-            raise ConfigurationError(
-                f"{url!r} is an in-memory database, which loses receipts: give a"
-                " file, such as 'sqlite:///consent-receipts.db' in the instance"
-                " folder or 'sqlite:////var/lib/site/receipts.db'."
-            )
+            raise ConfigurationError(_SQLITE_MEMORY.format(url=url))
         path = url[len("sqlite:///") :].split("?", 1)[0]
         if not os.path.isabs(path):
             os.makedirs(instance_path, exist_ok=True)
@@ -1278,6 +1287,13 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 @contextlib.contextmanager
@@ -1480,10 +1496,7 @@ class DurableRecorder:
                 _fsync_dir(self._dir)
 
     def _has_pending(self) -> bool:
-        return any(
-            os.path.exists(path) and os.path.getsize(path) > 0
-            for path in (self._replaying_path, self.spool_path)
-        )
+        return any(_size(path) > 0 for path in (self._replaying_path, self.spool_path))
 
     def flush(self) -> int:
         """Replay the spool into the store now, oldest receipt first.
@@ -1500,10 +1513,7 @@ class DurableRecorder:
             if os.path.exists(self._replaying_path):
                 replayed += self._replay_file()
             with _file_lock(self._append_lock, self._append_lock_path):
-                try:
-                    is_empty = os.path.getsize(self.spool_path) == 0
-                except FileNotFoundError:
-                    is_empty = True
+                is_empty = _size(self.spool_path) == 0
                 if not is_empty:
                     # New receipts go to a fresh spool while this one replays.
                     os.replace(self.spool_path, self._replaying_path)

@@ -179,14 +179,16 @@ def decide(
     chosen: cabc.Iterable[str] = (),
     previous: ConsentState | None = None,
     method: Method = "banner",
+    services_explicit: bool = False,
 ) -> ConsentState:
     """Build the state that results from a visitor's action.
 
     ``accept_all`` grants every optional category and service, ``reject_all``
     grants none, and ``save`` grants exactly the ``chosen`` keys: a chosen
     category brings its services along unless some of its services are chosen
-    one by one. The consent id of ``previous`` is kept, so one visitor's
-    receipts stay linked.
+    one by one. With ``services_explicit`` (a form that shows a switch per
+    service), services are granted only when chosen themselves. The consent
+    id of ``previous`` is kept, so one visitor's receipts stay linked.
 
     :raises UnknownCategoryError: when ``chosen`` holds a key the policy does
         not declare or a required key.
@@ -200,7 +202,7 @@ def decide(
     elif action == "reject_all":
         granted = frozenset()
     else:
-        granted = _granted_by(policy, frozenset(chosen))
+        granted = _granted_by(policy, frozenset(chosen), services_explicit)
     return ConsentState(
         granted=granted,
         given_at=now,
@@ -211,7 +213,9 @@ def decide(
     )
 
 
-def _granted_by(policy: Policy, chosen: frozenset[str]) -> frozenset[str]:
+def _granted_by(
+    policy: Policy, chosen: frozenset[str], services_explicit: bool = False
+) -> frozenset[str]:
     unknown = chosen - set(policy.choice_keys)
     if unknown:
         raise UnknownCategoryError(
@@ -222,7 +226,7 @@ def _granted_by(policy: Policy, chosen: frozenset[str]) -> frozenset[str]:
     granted = set(chosen)
     for category in policy.optional_categories:
         services = {s.key for s in category.services}
-        if category.key in chosen and not services & chosen:
+        if category.key in chosen and not services & chosen and not services_explicit:
             granted |= services
         if services & chosen:
             # Allowing one service means allowing its category's purpose.

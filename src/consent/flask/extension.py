@@ -19,6 +19,7 @@ from flask import jsonify
 from flask import render_template
 from flask import request
 from flask import url_for
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from werkzeug.local import LocalProxy
 
@@ -26,6 +27,11 @@ from ..codec import CookieCodec
 from ..enforce import UNDECLARED_ACTIONS
 from ..enforce import CookieGate
 from ..exceptions import ConfigurationError
+from ..gcm import ALWAYS_GRANTED
+from ..gcm import CONSENT_TYPES
+from ..gcm import consent_types
+from ..gcm import default_command
+from ..gcm import effective_mapping
 from ..gpc import PROFILES
 from ..gpc import Profile
 from ..gpc import gpc_support_resource
@@ -85,12 +91,24 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     # A callable returning the CSP nonce of this request; None: Flask-Talisman's
     # request.csp_nonce when present.
     "CONSENT_CSP_NONCE": None,
+    # Where the banner sits: "bar" (bottom), "box" (corner), "center", or
+    # "inline" (in the page flow, at the top of <body>).
+    "CONSENT_LAYOUT": "bar",
+    # "light", "dark" or "auto" (follows prefers-color-scheme).
+    "CONSENT_THEME": "auto",
+    # Google Consent Mode: {key: [consent types]}; None: the default mapping.
+    "CONSENT_GCM_MAPPING": None,
+    # wait_for_update of the Consent Mode default, in milliseconds.
+    "CONSENT_GCM_WAIT_MS": 500,
 }
 
 logger = logging.getLogger(__name__)
 
 _SAMESITE = ("Strict", "Lax", "None")
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
+_BODY_START = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
+_LAYOUTS = ("bar", "box", "center", "inline")
+_THEMES = ("light", "dark", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +130,8 @@ class _AppSettings:
     language_selector: cabc.Callable[[], str | None] | None
     texts: cabc.Mapping[str, cabc.Mapping[str, str]]
     gate: CookieGate
+    layout: str
+    theme: str
     profile: Profile | None
     profile_selector: cabc.Callable[[], Profile | str | None] | None
     csp_nonce: cabc.Callable[[], str | None] | None
@@ -350,6 +370,8 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         default_language=default_language,
         language_selector=selector,
         texts=config["CONSENT_TEXTS"],
+        layout=_choice(config, "CONSENT_LAYOUT", _LAYOUTS),
+        theme=_choice(config, "CONSENT_THEME", _THEMES),
         gate=CookieGate(
             policy, undeclared=undeclared, always_allowed=(name, f"{name}_csrf")
         ),
@@ -357,6 +379,17 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         profile_selector=config["CONSENT_PROFILE_SELECTOR"],
         csp_nonce=config["CONSENT_CSP_NONCE"],
     )
+
+
+def _choice(
+    config: cabc.Mapping[str, t.Any], setting: str, allowed: tuple[str, ...]
+) -> str:
+    value = config[setting]
+    if value not in allowed:
+        raise ConfigurationError(
+            f"{setting} must be one of {', '.join(allowed)}, not {value!r}."
+        )
+    return str(value)
 
 
 def _profile(value: Profile | str | None, setting: str) -> Profile | None:
@@ -451,6 +484,11 @@ class RequestConsent:
         """True when an opt-out signal is on record for this visitor."""
         state = self.state
         return state is not None and state.gpc
+
+    @property
+    def layout(self) -> str:
+        """The banner layout: ``bar``, ``box``, ``center`` or ``inline``."""
+        return self._settings.layout
 
     @property
     def mode(self) -> str:
@@ -611,13 +649,30 @@ def _asset_url(filename: str) -> str:
 
 
 def consent_head() -> Markup:
-    """The ``<head>`` part: the banner stylesheet.
+    """The ``<head>`` part: the stylesheet and the deferred ``consent.js``.
 
-    Optional: without it, the banner carries its own ``<link>``.
+    Optional: without it, the banner carries its own tags. Two small,
+    cacheable files; the script is deferred, so it never delays first paint.
     """
     rc = _request_consent()
     rc.head_rendered = True
-    return Markup('<link rel="stylesheet" href="{}">').format(_asset_url("consent.css"))
+    return _asset_tags()
+
+
+def _asset_tags(css: bool = True) -> Markup:
+    nonce = csp_nonce()
+    nonce_attr = Markup(' nonce="{}"').format(nonce) if nonce else Markup("")
+    tags = Markup('<script src="{}" defer{}></script>').format(
+        _asset_url("consent.js"), nonce_attr
+    )
+    if css:
+        tags = (
+            Markup('<link rel="stylesheet" href="{}">').format(
+                _asset_url("consent.css")
+            )
+            + tags
+        )
+    return tags
 
 
 def consent_banner() -> Markup:
@@ -631,6 +686,38 @@ def consent_banner() -> Markup:
         return Markup("")
     rc.banner_rendered = True
     return Markup(render_template("consent/banner.html", **_page_context(rc)))
+
+
+def consent_mode_head(region: cabc.Sequence[str] | None = None) -> Markup:
+    """Google Consent Mode v2, for ``<head>`` before any Google tag.
+
+    Renders the default (everything denied that the visitor has not allowed,
+    ``wait_for_update``, optional ``region``) and, when the visitor has
+    chosen, the ``update``, as data for ``gcm.js``, a same-origin script: no
+    inline script, so ``script-src 'self'`` is enough. ``consent.js`` sends
+    the next ``update`` without a reload when the choice changes.
+
+    :param region: ISO 3166 codes the default applies to.
+    """
+    rc = _request_consent()
+    config = current_app.config
+    mapping = effective_mapping(rc.policy, config["CONSENT_GCM_MAPPING"])
+    data = {
+        "default": default_command(
+            wait_for_update=config["CONSENT_GCM_WAIT_MS"], region=region
+        ),
+        "update": None if rc.needs_banner else consent_types(mapping, rc.allows),
+        "mapping": mapping,
+        "types": list(CONSENT_TYPES),
+        "always": list(ALWAYS_GRANTED),
+    }
+    rc.consulted = True
+    nonce = csp_nonce()
+    nonce_attr = Markup(' nonce="{}"').format(nonce) if nonce else Markup("")
+    return Markup(
+        '<script type="application/json" id="consent-gcm">{}</script>'
+        '<script src="{}"{}></script>'
+    ).format(htmlsafe_json_dumps(data), _asset_url("gcm.js"), nonce_attr)
 
 
 def consent_settings_link(label: str | None = None) -> Markup:
@@ -668,6 +755,9 @@ def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
         "next": _here() if request.blueprint != "consent" else None,
         "head_rendered": rc.head_rendered,
         "gpc_honored": rc.gpc_honored,
+        "layout": rc.layout,
+        "theme": rc._settings.theme,
+        "asset_tags": _asset_tags(),
         "mode": rc.mode,
         "css_url": _asset_url("consent.css"),
         "update_url": url_for("consent.update"),
@@ -682,6 +772,7 @@ def _template_context() -> dict[str, t.Any]:
         "consent_banner": consent_banner,
         "consent_head": consent_head,
         "consent_settings_link": consent_settings_link,
+        "consent_mode_head": consent_mode_head,
     }
 
 
@@ -711,8 +802,10 @@ def _finish_response(response: Response) -> Response:
         response.vary.add("Cookie")
         if rc.policy.sale_or_sharing_keys:
             response.vary.add("Sec-GPC")
-    if rc.banner_rendered and not response.cache_control.no_store:
-        response.cache_control.private = True
+        # A shared cache must never hand one visitor's page to another: the
+        # page of someone who accepted carries live tags and no banner.
+        if not response.cache_control.no_store:
+            response.cache_control.private = True
     return response
 
 
@@ -741,12 +834,29 @@ def csp_nonce() -> str | None:
 
 
 def _inject_banner(rc: RequestConsent, response: Response) -> None:
-    if rc.banner_rendered or rc.banner_suppressed or not rc.needs_banner:
-        return
+    """Put the banner (or, when none is needed, ``consent.js`` alone, for the
+    "Cookie settings" links) into an HTML page that did not render it."""
+    if rc.banner_rendered or rc.head_rendered:
+        if rc.banner_rendered or rc.banner_suppressed or not rc.needs_banner:
+            return
     body = response.get_data()
-    matches = list(_BODY_END.finditer(body))
-    if not matches:
+    if rc.banner_suppressed or not rc.needs_banner:
+        if rc.head_rendered:
+            return
+        markup = _asset_tags(css=False)
+        at = _last_body_end(body)
+    else:
+        markup = consent_banner()
+        if rc.layout == "inline":
+            found = _BODY_START.search(body)
+            at = found.end() if found else None
+        else:
+            at = _last_body_end(body)
+    if at is None:
         return
-    at = matches[-1].start()
-    banner = str(consent_banner()).encode()
-    response.set_data(body[:at] + banner + body[at:])
+    response.set_data(body[:at] + str(markup).encode() + body[at:])
+
+
+def _last_body_end(body: bytes) -> int | None:
+    matches = list(_BODY_END.finditer(body))
+    return matches[-1].start() if matches else None

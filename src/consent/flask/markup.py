@@ -79,6 +79,7 @@ def consent_script(
     base: dict[str, t.Any] = {}
     if allowed:
         base["src"] = src
+        base["data-consent-key"] = key
     else:
         base["type"] = "text/plain"
         base["data-consent-key"] = key
@@ -107,7 +108,7 @@ def consent_embed(
     attrs.setdefault("loading", "lazy")
     if _is_allowed(key):
         return Markup("<iframe{}></iframe>").format(
-            _attributes({"src": src, "title": title, **attrs})
+            _attributes({"src": src, "title": title, "data-consent-key": key, **attrs})
         )
     rc = _request_consent()
     policy = rc.policy

@@ -30,6 +30,7 @@ if t.TYPE_CHECKING:
     from flask import Response
     from flask.typing import ResponseReturnValue
 
+    from ..model import Cookie
     from ..model import Policy
 
 bp = Blueprint(
@@ -65,8 +66,15 @@ def _no_store(response: Response) -> Response:
 
 @bp.get("", endpoint="state")
 def state_view() -> ResponseReturnValue:
-    """The visitor's current choice as JSON."""
-    return _no_store(jsonify(_state_json(_request_consent())))
+    """The visitor's current choice as JSON, with a CSRF token for scripts.
+
+    Another origin cannot read this response (no CORS), so the token stays
+    with the page that asked.
+    """
+    rc = _request_consent()
+    data = _state_json(rc)
+    data["csrf_token"] = rc.csrf_token()
+    return _no_store(jsonify(data))
 
 
 @bp.post("", endpoint="update")
@@ -96,6 +104,7 @@ def update() -> ResponseReturnValue:
             t.cast(t.Any, action),
             now=rc.now,
             chosen=data.getlist("choice"),
+            services_explicit=data.get("services") == "explicit",
             previous=previous,
             method=t.cast(t.Any, method),
         )
@@ -163,9 +172,14 @@ def preferences() -> ResponseReturnValue:
     context["choices"] = rc.choices()
     state = rc.state if rc.has_chosen else None
     context["state"] = state
-    response = current_app.make_response(
-        render_template("consent/preferences.html", **context)
+    context["categories"] = _declaration(rc)
+    # consent.js asks for the form alone, to show it in a dialog.
+    template = (
+        "consent/_preferences.html"
+        if request.args.get("fragment")
+        else "consent/preferences.html"
     )
+    response = current_app.make_response(render_template(template, **context))
     return _no_store(response)
 
 
@@ -174,6 +188,25 @@ def _declaration(rc: RequestConsent) -> list[dict[str, t.Any]]:
     builtin = ext.builtin_cookies(current_app._get_current_object())  # type: ignore[attr-defined]
     tr = rc.translator
     first_required = next(c.key for c in rc.policy.categories if c.required)
+
+    def cookie_rows(cookies: t.Iterable[Cookie]) -> list[dict[str, t.Any]]:
+        return [
+            {
+                "name": c.label,
+                "pattern": bool(c.pattern),
+                "provider": c.provider,
+                "purpose": c.purpose,
+                "duration": c.duration,
+                "party": c.party,
+                "party_label": tr(
+                    "declaration.first_party"
+                    if c.party == "first"
+                    else "declaration.third_party"
+                ),
+            }
+            for c in cookies
+        ]
+
     rows = []
     for category in rc.policy.categories:
         cookies = list(category.all_cookies())
@@ -185,21 +218,16 @@ def _declaration(rc: RequestConsent) -> list[dict[str, t.Any]]:
                 "title": category.title,
                 "description": category.description,
                 "required": category.required,
-                "cookies": [
+                "cookies": cookie_rows(cookies),
+                "services": [
                     {
-                        "name": c.label,
-                        "pattern": bool(c.pattern),
-                        "provider": c.provider,
-                        "purpose": c.purpose,
-                        "duration": c.duration,
-                        "party": c.party,
-                        "party_label": tr(
-                            "declaration.first_party"
-                            if c.party == "first"
-                            else "declaration.third_party"
-                        ),
+                        "key": s.key,
+                        "title": s.title,
+                        "description": s.description,
+                        "provider": s.provider,
+                        "cookies": cookie_rows(s.cookies),
                     }
-                    for c in cookies
+                    for s in category.services
                 ],
             }
         )
