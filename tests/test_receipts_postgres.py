@@ -1,0 +1,354 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from consent.receipts import SCHEMA_VERSION
+from consent.receipts import DailyRate
+from consent.receipts import DurableRecorder
+from consent.receipts import Receipt
+from consent.receipts import SQLReceiptStore
+from consent.receipts import open_store
+
+pytestmark = pytest.mark.postgres
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# Nothing listens on port 1: connections are refused at once.
+DOWN_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def make_receipt(
+    n: int = 0,
+    *,
+    consent_id: str = "visitor-1",
+    at: datetime | None = None,
+    choices: dict[str, bool] | None = None,
+    method: str = "banner",
+) -> Receipt:
+    return Receipt(
+        receipt_id=uuid.uuid4().hex,
+        consent_id=consent_id,
+        created_at=T0 + timedelta(minutes=n) if at is None else at,
+        revision="r1",
+        texts_hash="ab" * 32,
+        choices=tuple((choices or {"analytics": n % 2 == 0, "maps": True}).items()),
+        method=method,
+        language="de",
+        path="/besuch",
+        user_agent="Mozilla/5.0",
+        ip="2001:db8:1234::/48",
+    )
+
+
+def wait_until_ready(limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        ready = subprocess.run(
+            ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("PostgreSQL did not come back within the time limit.")
+
+
+@pytest.fixture
+def pg_schema():
+    """A schema of its own, so that runs in parallel do not meet."""
+    wait_until_ready()
+    name = f"consent_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+    yield name
+    wait_until_ready()
+    engine.dispose()
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def store(pg_schema):
+    store = SQLReceiptStore(PG_URL, schema=pg_schema)
+    yield store
+    store.close()
+
+
+def rows_in(schema: str) -> list[str]:
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as c:
+        return [
+            row[0]
+            for row in c.execute(f"SELECT receipt_id FROM {schema}.consent_receipts")
+        ]
+
+
+def test_tables_are_created_in_the_schema(store, pg_schema):
+    store.ping()
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as c:
+        tables = {
+            row[0]
+            for row in c.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = %s",
+                (pg_schema,),
+            )
+        }
+        versions = c.execute(
+            f"SELECT version FROM {pg_schema}.consent_schema_version"
+        ).fetchall()
+        indexes = {
+            row[0]
+            for row in c.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_schema,)
+            )
+        }
+        created_at = c.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = 'consent_receipts' AND column_name = 'created_at'",
+            (pg_schema,),
+        ).fetchone()
+    assert tables == {"consent_receipts", "consent_schema_version"}
+    assert versions == [(SCHEMA_VERSION,)]
+    assert {
+        "ix_consent_receipts_consent_id",
+        "ix_consent_receipts_created_at",
+    } <= indexes
+    assert created_at == ("timestamp with time zone",)
+
+
+def test_a_second_store_on_the_same_tables_adds_no_version_row(store, pg_schema):
+    store.ping()
+    again = SQLReceiptStore(PG_URL, schema=pg_schema)
+    again.ping()
+    again.close()
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as c:
+        count = c.execute(
+            f"SELECT COUNT(*) FROM {pg_schema}.consent_schema_version"
+        ).fetchone()
+    assert count == (1,)
+
+
+def test_round_trip(store):
+    receipt = make_receipt(
+        at=datetime(2025, 3, 2, 1, 30, 0, 123456, tzinfo=timezone(timedelta(hours=8)))
+    )
+    store.add(receipt)
+    kept = store.get(receipt.receipt_id)
+    assert kept == receipt
+    assert kept.created_at.utcoffset() == timedelta(0)
+    assert store.get(uuid.uuid4().hex) is None
+
+
+def test_add_is_idempotent(store, pg_schema):
+    receipts = [make_receipt(n) for n in range(4)]
+    store.add(receipts[0])
+    store.add(receipts[0])
+    store.add_many(receipts)
+    store.add_many(receipts + receipts)
+    assert store.count() == 4
+    assert sorted(rows_in(pg_schema)) == sorted(r.receipt_id for r in receipts)
+
+
+def test_for_consent_id_is_in_time_order(store):
+    mine = [make_receipt(n, consent_id="visitor-1") for n in (5, 1, 3)]
+    store.add_many(mine + [make_receipt(2, consent_id="visitor-2")])
+    assert store.for_consent_id("visitor-1") == sorted(mine, key=lambda r: r.created_at)
+    assert store.for_consent_id("nobody") == []
+
+
+def test_iter_receipts_pages_in_order_and_filters_by_time(store):
+    receipts = [make_receipt(n) for n in (7, 0, 3, 9, 1, 5, 2, 4, 6, 8)]
+    receipts += [make_receipt(at=T0 + timedelta(minutes=3)) for _ in range(3)]
+    store.add_many(receipts)
+    expected = sorted(receipts, key=lambda r: (r.created_at, r.receipt_id))
+    for batch_size in (1, 2, 5, 1000):
+        assert list(store.iter_receipts(batch_size=batch_size)) == expected
+    since = T0 + timedelta(minutes=2)
+    until = T0 + timedelta(minutes=6)
+    window = [r for r in expected if since <= r.created_at < until]
+    assert list(store.iter_receipts(since=since, until=until, batch_size=2)) == window
+    assert store.count(since=since, until=until) == len(window) == 7
+    assert store.count() == 13
+
+
+def test_iter_receipts_reads_page_by_page(store):
+    receipts = [make_receipt(n) for n in range(6)]
+    store.add_many(receipts)
+    stream = store.iter_receipts(batch_size=2)
+    assert [next(stream), next(stream)] == receipts[:2]
+    store.erase("visitor-1")
+    assert list(stream) == []
+
+
+def test_erase_and_purge(store):
+    store.add_many([make_receipt(n, consent_id="visitor-1") for n in range(3)])
+    others = [make_receipt(n, consent_id="visitor-2") for n in range(10)]
+    store.add_many(others)
+    assert store.erase("visitor-1") == 3
+    assert store.erase("visitor-1") == 0
+    cutoff = T0 + timedelta(minutes=4)
+    assert store.purge(cutoff) == 4
+    assert store.purge(cutoff) == 0
+    assert list(store.iter_receipts()) == others[4:]
+
+
+def test_stats_counts_days_in_utc(pg_schema):
+    # The session time zone must not move receipts to another day.
+    engine = sa.create_engine(
+        PG_URL, connect_args={"options": "-c timezone=Pacific/Kiritimati"}
+    )
+    store = SQLReceiptStore(engine, schema=pg_schema)
+    day1 = datetime(2025, 3, 1, 23, 59, 59, tzinfo=timezone.utc)
+    day2 = datetime(2025, 3, 2, 0, 0, 0, tzinfo=timezone.utc)
+    store.add_many(
+        [
+            make_receipt(at=day1, choices={"analytics": True, "maps": True}),
+            make_receipt(at=day1, choices={"analytics": False, "maps": True}),
+            make_receipt(at=day1, choices={"analytics": True, "maps": True}),
+            make_receipt(
+                at=day2, choices={"analytics": False, "maps": False}, method="gpc"
+            ),
+            make_receipt(at=day2, choices={"analytics": True}, method="preferences"),
+        ]
+    )
+    stats = store.stats()
+    assert stats.by_method == {"banner": 3, "gpc": 1, "preferences": 1}
+    assert stats.daily == (
+        DailyRate(date(2025, 3, 1), "analytics", granted=2, total=3),
+        DailyRate(date(2025, 3, 1), "maps", granted=3, total=3),
+        DailyRate(date(2025, 3, 2), "analytics", granted=1, total=2),
+        DailyRate(date(2025, 3, 2), "maps", granted=0, total=1),
+    )
+    assert store.stats(since=day2).total == 2
+    assert store.get(store.for_consent_id("visitor-1")[0].receipt_id) is not None
+    store.close()
+    # The engine belongs to the caller, who disposes of it.
+    engine.dispose()
+
+
+def test_store_is_safe_across_threads(store):
+    receipts = [make_receipt(n) for n in range(60)]
+    errors = []
+
+    def write(chunk):
+        try:
+            for receipt in chunk:
+                store.add(receipt)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(receipts[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert store.count() == 60
+
+
+def test_open_store_uses_sqlalchemy_for_postgresql(tmp_path):
+    store = open_store(PG_URL, instance_path=str(tmp_path))
+    assert isinstance(store, SQLReceiptStore)
+    assert store.engine.dialect.name == "postgresql"
+    store.close()
+
+
+def test_unreachable_server_fails_fast_and_spools(tmp_path, pg_schema):
+    down = SQLReceiptStore(DOWN_URL, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError):
+        down.ping()
+    assert time.monotonic() - started < 5
+    spool = tmp_path / "spool.jsonl"
+    recorder = DurableRecorder(down, spool, timeout=2.0, background=False)
+    receipts = [make_receipt(n) for n in range(3)]
+    for receipt in receipts:
+        recorder.record(receipt)
+    recorder.close()
+    down.close()
+    assert len(spool.read_text().splitlines()) == 3
+    # The same spool, replayed into the live server by another recorder.
+    store = SQLReceiptStore(PG_URL, schema=pg_schema)
+    flusher = DurableRecorder(store, spool, background=False)
+    assert flusher.flush() == 3
+    assert flusher.flush() == 0
+    assert list(store.iter_receipts()) == receipts
+    flusher.close()
+    store.close()
+
+
+def pg_ctl(*args: str) -> None:
+    (version,) = os.listdir("/etc/postgresql")
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", *args],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+def is_ready() -> bool:
+    ready = subprocess.run(
+        ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False
+    )
+    return ready.returncode == 0
+
+
+def spooled(spool) -> int:
+    count = 0
+    for path in (f"{spool}.replaying", str(spool)):
+        if os.path.exists(path):
+            with open(path) as lines:
+                count += sum(1 for line in lines if line.strip())
+    return count
+
+
+def test_receipts_survive_a_server_restart(tmp_path, pg_schema):
+    store = SQLReceiptStore(PG_URL, schema=pg_schema, timeout=2.0)
+    spool = tmp_path / "consent-spool.jsonl"
+    recorder = DurableRecorder(store, spool, timeout=2.0, retry_interval=0.2)
+    receipts = [make_receipt(n, consent_id=f"visitor-{n % 7}") for n in range(60)]
+    started = time.monotonic()
+    try:
+        for receipt in receipts[:20]:
+            recorder.record(receipt)
+        assert store.count() == 20
+        pg_ctl("stop", "-m", "fast")
+        try:
+            for receipt in receipts[20:40]:
+                recorder.record(receipt)
+            # While the server is down, the receipts wait in the spool.
+            assert spooled(spool) == 20
+        finally:
+            if not is_ready():
+                pg_ctl("start")
+            wait_until_ready()
+        for receipt in receipts[40:]:
+            recorder.record(receipt)
+        recorder.flush()
+        assert recorder.flush() == 0
+        assert spooled(spool) == 0
+    finally:
+        recorder.close()
+        store.close()
+    elapsed = time.monotonic() - started
+    kept = rows_in(pg_schema)
+    assert len(kept) == 60
+    assert sorted(kept) == sorted(r.receipt_id for r in receipts)
+    check = SQLReceiptStore(PG_URL, schema=pg_schema)
+    assert list(check.iter_receipts(batch_size=7)) == receipts
+    check.close()
+    assert elapsed < 30
