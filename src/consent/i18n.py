@@ -72,7 +72,10 @@ def negotiate(
     if not accept_language:
         return default
     accepted = parse_accept_header(accept_language, LanguageAccept)
-    best = accepted.best_match(languages, default=default)
+    # The default first: a wildcard ("*") should get it, not whichever
+    # language sorts first.
+    ordered = [default, *(lang for lang in languages if lang != default)]
+    best = accepted.best_match(ordered, default=default)
     return best if best is not None else default
 
 

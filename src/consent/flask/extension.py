@@ -43,10 +43,13 @@ from ..i18n import negotiate
 from ..model import LONGEST_MAX_AGE
 from ..model import Cookie
 from ..model import Policy
+from ..receipts import ReceiptNotKept
 from ..state import ConsentState
 from ..state import allows as core_allows
 from ..state import gpc_state
 from ..state import needs_banner as core_needs_banner
+from .recording import RECEIPT_DEFAULTS
+from .recording import ReceiptKeeper
 from .security import CSRFProtection
 
 if t.TYPE_CHECKING:
@@ -104,6 +107,8 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_CONFIG.update(RECEIPT_DEFAULTS)
+
 _SAMESITE = ("Strict", "Lax", "None")
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 _BODY_START = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
@@ -132,6 +137,7 @@ class _AppSettings:
     gate: CookieGate
     layout: str
     theme: str
+    receipts: ReceiptKeeper | None
     profile: Profile | None
     profile_selector: cabc.Callable[[], Profile | str | None] | None
     csp_nonce: cabc.Callable[[], str | None] | None
@@ -370,6 +376,9 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         default_language=default_language,
         language_selector=selector,
         texts=config["CONSENT_TEXTS"],
+        receipts=ReceiptKeeper(app, policy)
+        if config["CONSENT_RECEIPTS_URL"] is not None
+        else None,
         layout=_choice(config, "CONSENT_LAYOUT", _LAYOUTS),
         theme=_choice(config, "CONSENT_THEME", _THEMES),
         gate=CookieGate(
@@ -428,6 +437,8 @@ class RequestConsent:
         self.banner_suppressed = False
         self._new_state: ConsentState | None = None
         self._expire: list[tuple[str, Cookie]] = []
+        #: True when this request recorded a Global Privacy Control opt-out.
+        self.gpc_recorded = False
         self._csrf_nonce: str | None = None
         self._set_csrf_cookie = False
 
@@ -457,6 +468,7 @@ class RequestConsent:
             or not stored.is_current(self.policy, self.now)
         ):
             self._new_state = gpc_state(self.policy, now=self.now, previous=stored)
+            self.gpc_recorded = True
             return self._new_state
         return stored
 
@@ -797,6 +809,14 @@ def _finish_response(response: Response) -> Response:
         _filter_set_cookies(rc, settings.gate, response)
     if rc is None:
         return response
+    if rc.gpc_recorded and settings.receipts is not None and rc.new_state:
+        try:
+            settings.receipts.keep(
+                rc.new_state, language=rc.language, path=request.path
+            )
+        except ReceiptNotKept:
+            # A refusal takes effect even when it cannot be proven.
+            logger.error("The receipt of a GPC opt-out could not be kept.")
     rc.write(response)
     if rc.consulted:
         response.vary.add("Cookie")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import typing as t
 
 from flask import Blueprint
@@ -11,14 +12,17 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import ServiceUnavailable
 
 from ..exceptions import UnknownCategoryError
+from ..receipts import ReceiptNotKept
 from ..state import ACTIONS
 from ..state import ConsentState
 from ..state import decide
 from .extension import RequestConsent
 from .extension import _page_context
 from .extension import _request_consent
+from .recording import grants_anything
 from .security import ConsentBadRequest
 from .security import check_same_origin
 from .security import safe_next
@@ -32,6 +36,8 @@ if t.TYPE_CHECKING:
 
     from ..model import Cookie
     from ..model import Policy
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint(
     "consent",
@@ -110,12 +116,50 @@ def update() -> ResponseReturnValue:
         )
     except UnknownCategoryError as err:
         raise ConsentBadRequest(str(err)) from err
+    _keep_receipt(rc, state, previous, data.get("next"))
     rc.remember(state)
     _send_signals(rc.policy, previous, state, rc)
     if is_json:
         return _no_store(jsonify(_state_json(rc)))
     target = safe_next(data.get("next"), request.root_path + "/")
     return _no_store(current_app.make_response(redirect(target, code=303)))
+
+
+class ConsentNotRecorded(ServiceUnavailable):
+    """A grant whose proof could not be kept: it is not given effect."""
+
+
+def _keep_receipt(
+    rc: RequestConsent,
+    state: ConsentState,
+    previous: ConsentState | None,
+    next_path: str | None,
+) -> None:
+    """Record the receipt before the choice takes effect.
+
+    A grant that cannot be demonstrated is not a grant (GDPR Art. 7(1)): the
+    visitor gets a 503 and nothing optional is enabled. A refusal always
+    takes effect.
+    """
+    keeper = (
+        current_app.extensions["consent"]
+        .settings(
+            current_app._get_current_object()  # type: ignore[attr-defined]
+        )
+        .receipts
+    )
+    if keeper is None:
+        return
+    path = safe_next(next_path, "") or request.path
+    try:
+        keeper.keep(state, language=rc.language, path=path)
+    except ReceiptNotKept as err:
+        if grants_anything(state, previous):
+            raise ConsentNotRecorded(
+                "Your choice could not be recorded right now, so nothing optional"
+                " was enabled. Please try again in a moment."
+            ) from err
+        logger.error("A refusal took effect without a receipt: %s", err)
 
 
 def _posted_data() -> tuple[MultiDict[str, str], bool]:
