@@ -99,6 +99,9 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "CONSENT_LAYOUT": "bar",
     # "light", "dark" or "auto" (follows prefers-color-scheme).
     "CONSENT_THEME": "auto",
+    # The receipts dashboard at <prefix>/admin: a callable returning True when
+    # the current user may see it; None (the default) leaves it off.
+    "CONSENT_ADMIN_ACCESS": None,
     # Google Consent Mode: {key: [consent types]}; None: the default mapping.
     "CONSENT_GCM_MAPPING": None,
     # wait_for_update of the Consent Mode default, in milliseconds.
@@ -198,6 +201,19 @@ class Consent:
             consent_settings_link=consent_settings_link,
         )
         app.after_request(_finish_response)
+        from .cli import consent_cli
+
+        app.cli.add_command(consent_cli)
+        access = app.config["CONSENT_ADMIN_ACCESS"]
+        if access is not None:
+            if not callable(access):
+                raise ConfigurationError(
+                    "CONSENT_ADMIN_ACCESS must be a callable that returns True"
+                    " for users allowed to see the receipts dashboard."
+                )
+            from .admin import admin_bp
+
+            app.register_blueprint(admin_bp, url_prefix=f"{prefix}/admin")
         if app.config["CONSENT_GPC_SUPPORT"]:
             last_update = app.config["CONSENT_GPC_LAST_UPDATE"] or (
                 datetime.now(timezone.utc).date().isoformat()
