@@ -24,6 +24,7 @@ from .content import load_article
 from .policy import build_policy
 from .views import Site
 from .views import bp
+from .views import selected_language
 
 #: Where the generated secret key is kept, inside the instance folder.
 SECRET_FILE = "secret_key"
@@ -82,7 +83,10 @@ def create_app(test_config: dict[str, t.Any] | None = None) -> Flask:
         pass ``SECRET_KEY`` here, and the launcher passes ``MAP_ORIGIN``.
     """
     app = Flask(__name__, instance_path=str(INSTANCE_PATH))
-    app.config.from_mapping(MAP_ORIGIN="http://localhost:5001")
+    app.config.from_mapping(
+        MAP_ORIGIN="http://localhost:5001",
+        CONSENT_LANGUAGE_SELECTOR=selected_language,
+    )
     app.config.update(consent_settings_from_env())
     if test_config is not None:
         app.config.update(test_config)

@@ -34,6 +34,14 @@ MAP_COOKIE = Cookie(
     party="third",
 )
 
+LANGUAGE_COOKIE = Cookie(
+    name="hz_lang",
+    provider="Hangzhou Digital (this site)",
+    purpose="Remembers the language you picked with the English / 中文 switch.",
+    duration="1 year",
+    party="first",
+)
+
 WESTLAKE_MAP = Service(
     key="westlake_map",
     title="West Lake map",
@@ -50,9 +58,11 @@ def build_policy() -> Policy:
             Category(
                 key="necessary",
                 title="Strictly necessary",
-                description="Remember your cookie choice and protect the form you"
-                " make it with. The site cannot work without them.",
+                description="Remember your cookie choice, protect the form you"
+                " make it with, and keep the language you picked. The site"
+                " cannot work without them.",
                 required=True,
+                cookies=(LANGUAGE_COOKIE,),
             ),
             Category(
                 key="analytics",

@@ -10,14 +10,17 @@ from flask import Blueprint
 from flask import Response
 from flask import current_app
 from flask import jsonify
+from flask import redirect
 from flask import render_template
 from flask import request
 
 from consent.flask import current as consent
+from consent.flask import safe_next
 
 from .analytics import PageViews
 from .content import Article
 from .policy import ANALYTICS_COOKIE
+from .policy import LANGUAGE_COOKIE
 from .policy import WESTLAKE_MAP
 
 bp = Blueprint("site", __name__)
@@ -55,6 +58,57 @@ def index() -> str:
         map_service=WESTLAKE_MAP,
         map_url=current_app.config["MAP_ORIGIN"].rstrip("/") + "/map/west-lake",
     )
+
+
+#: The languages of the English / 中文 switch.
+LANGUAGES = ("en", "zh-Hans")
+
+#: The demo's own interface texts (the article itself stays in English).
+UI_TEXTS = {
+    "en": {
+        "tagline": "Cities, technology and the people who build them",
+        "language": "Language",
+        "skip": "Skip to the content",
+        "cookies": "Cookies",
+        "note": "Hangzhou Digital is the demo site of the consent project.",
+    },
+    "zh-Hans": {
+        "tagline": "城市、科技，以及建设它们的人",
+        "language": "语言",
+        "skip": "跳到正文",
+        "cookies": "Cookie 说明",
+        "note": "Hangzhou Digital 是 consent 项目的演示网站。",
+    },
+}
+
+
+def selected_language() -> str | None:
+    """The language picked with the switch (a strictly necessary cookie)."""
+    code = request.cookies.get(LANGUAGE_COOKIE.name)
+    return code if code in LANGUAGES else None
+
+
+@bp.app_context_processor
+def _ui_texts() -> dict[str, object]:
+    texts = UI_TEXTS.get(consent.language, UI_TEXTS["en"])
+    return {"ui": lambda key: texts[key]}
+
+
+@bp.get("/lang/<code>")
+def language(code: str) -> Response:
+    """Switch the interface language and go back to the page."""
+    if code not in LANGUAGES:
+        return Response("Unknown language.", status=404)
+    target = safe_next(request.args.get("next"), "/")
+    response = redirect(target, code=303)
+    response.set_cookie(
+        LANGUAGE_COOKIE.name,
+        code,
+        max_age=int(timedelta(days=365).total_seconds()),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @bp.post("/analytics/hit")

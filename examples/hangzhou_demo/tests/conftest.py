@@ -1,26 +1,32 @@
 from __future__ import annotations
 
+import collections.abc as cabc
 import re
 import typing as t
 
 import pytest
-from examples.hangzhou_demo import create_app
-from examples.hangzhou_demo.mapapp import create_map_app
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
+
+from examples.hangzhou_demo import create_app
+from examples.hangzhou_demo.mapapp import create_map_app
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def app() -> Flask:
-    return create_app(
+def app(tmp_path) -> cabc.Iterator[Flask]:
+    app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test key for the demo, not for production use",
+            "CONSENT_RECEIPTS_URL": f"sqlite:///{tmp_path}/receipts.db",
+            "CONSENT_RECEIPTS_SPOOL_DIR": str(tmp_path),
         }
     )
+    yield app
+    app.extensions["consent"].settings(app).receipts.close()
 
 
 @pytest.fixture
