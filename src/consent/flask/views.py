@@ -19,6 +19,7 @@ from ..receipts import ReceiptNotKept
 from ..state import ACTIONS
 from ..state import ConsentState
 from ..state import decide
+from ..state import gpc_state
 from .extension import RequestConsent
 from .extension import _page_context
 from .extension import _request_consent
@@ -55,6 +56,7 @@ def _state_json(rc: RequestConsent) -> dict[str, t.Any]:
     state = rc.state
     current = state is not None and not rc.needs_banner
     return {
+        "gpc": rc.gpc_honored,
         "needs_banner": rc.needs_banner,
         "revision": rc.policy.revision,
         "choices": rc.choices(),
@@ -101,11 +103,35 @@ def update() -> ResponseReturnValue:
             f"Unknown action {action!r}: send action=accept_all, reject_all or save."
         )
     method = data.get("method")
-    if method not in _FORM_METHODS:
+    if method == "gpc_js" and not is_json:
+        method = None
+    if method not in _FORM_METHODS and method != "gpc_js":
         method = "api" if is_json else "banner"
     previous = rc.state
+    if method == "gpc_js":
+        # consent.js saw navigator.globalPrivacyControl: record the opt-out
+        # exactly as the Sec-GPC header would, whatever the action says.
+        state = gpc_state(rc.policy, now=rc.now, previous=previous)
+    else:
+        state = _decide(rc, action, data, previous, method)
+    _keep_receipt(rc, state, previous, data.get("next"))
+    rc.remember(state)
+    _send_signals(rc.policy, previous, state, rc)
+    if is_json:
+        return _no_store(jsonify(_state_json(rc)))
+    target = safe_next(data.get("next"), request.root_path + "/")
+    return _no_store(current_app.make_response(redirect(target, code=303)))
+
+
+def _decide(
+    rc: RequestConsent,
+    action: str,
+    data: MultiDict[str, str],
+    previous: ConsentState | None,
+    method: str,
+) -> ConsentState:
     try:
-        state = decide(
+        return decide(
             rc.policy,
             t.cast(t.Any, action),
             now=rc.now,
@@ -116,13 +142,6 @@ def update() -> ResponseReturnValue:
         )
     except UnknownCategoryError as err:
         raise ConsentBadRequest(str(err)) from err
-    _keep_receipt(rc, state, previous, data.get("next"))
-    rc.remember(state)
-    _send_signals(rc.policy, previous, state, rc)
-    if is_json:
-        return _no_store(jsonify(_state_json(rc)))
-    target = safe_next(data.get("next"), request.root_path + "/")
-    return _no_store(current_app.make_response(redirect(target, code=303)))
 
 
 class ConsentNotRecorded(ServiceUnavailable):
