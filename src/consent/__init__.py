@@ -1,19 +1,38 @@
 """Cookie consent decided, enforced and proven on the server.
 
 The core API: declare a :class:`Policy`, decide with :func:`needs_banner` and
-:func:`allows`, and keep the choice in a cookie with :class:`CookieCodec`.
-The Flask extension lives in :mod:`consent.flask`.
+:func:`allows`, keep the choice in a cookie with :class:`CookieCodec`, enforce
+it on ``Set-Cookie`` with :class:`CookieGate`, and keep receipts in a
+:class:`ReceiptStore`. The Flask extension lives in :mod:`consent.flask`.
 """
 
 from .codec import CookieCodec as CookieCodec
+from .enforce import CookieGate as CookieGate
+from .enforce import Verdict as Verdict
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ConsentError as ConsentError
 from .exceptions import UnknownCategoryError as UnknownCategoryError
+from .gpc import EU as EU
+from .gpc import NOTICE as NOTICE
+from .gpc import UK as UK
+from .gpc import US as US
+from .gpc import Profile as Profile
+from .gpc import has_gpc as has_gpc
+from .gpc import profile_for_country as profile_for_country
 from .model import Category as Category
 from .model import Cookie as Cookie
 from .model import Policy as Policy
 from .model import Service as Service
+from .receipts import DurableRecorder as DurableRecorder
+from .receipts import Receipt as Receipt
+from .receipts import ReceiptNotKept as ReceiptNotKept
+from .receipts import ReceiptStore as ReceiptStore
+from .receipts import SQLiteReceiptStore as SQLiteReceiptStore
+from .receipts import SQLReceiptStore as SQLReceiptStore
+from .receipts import anonymize_ip as anonymize_ip
+from .receipts import open_store as open_store
 from .state import ConsentState as ConsentState
 from .state import allows as allows
 from .state import decide as decide
+from .state import gpc_state as gpc_state
 from .state import needs_banner as needs_banner
