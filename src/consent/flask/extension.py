@@ -766,8 +766,10 @@ def consent_settings_link(label: str | None = None) -> Markup:
 
 
 def _here() -> str:
+    """The current page as a path the visitor's browser can go back to,
+    including the script root of an app mounted under a prefix."""
     path = request.full_path if request.query_string else request.path
-    return path
+    return request.script_root + path
 
 
 def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
