@@ -74,6 +74,26 @@ def layout_check(policy: Policy) -> str:
     return base64_encode(digest[:2]).decode()[:2]
 
 
+#: Length of a base64 SHA-256 signature without padding.
+_SIGNATURE_LENGTH = 43
+
+
+def _is_canonical(value: str) -> bool:
+    """True when the signature is spelled exactly as this codec writes it.
+
+    Base64 has several spellings of the same bytes (padding, unused low bits);
+    only the one the codec writes is accepted, so that "anything the codec
+    did not write means no consent" holds to the letter.
+    """
+    signature = value.rpartition(".")[2]
+    if len(signature) != _SIGNATURE_LENGTH:
+        return False
+    try:
+        return base64_encode(base64_decode(signature)).decode() == signature
+    except BadData:
+        return False
+
+
 class CookieCodec:
     """Encode and decode consent cookie values for one policy.
 
@@ -136,6 +156,8 @@ class CookieCodec:
         that grants nothing, so the visitor keeps their consent id.
         """
         if not value or len(value) > MAX_SIZE or not value.isascii():
+            return None
+        if not _is_canonical(value):
             return None
         try:
             payload = self._signer.unsign(value).decode("ascii")

@@ -231,7 +231,7 @@ def preferences() -> ResponseReturnValue:
     rc = _request_consent()
     rc.banner_suppressed = True
     context = _page_context(rc)
-    context["next"] = safe_next(request.args.get("next"), "/")
+    context["next"] = safe_next(request.args.get("next"), request.root_path + "/")
     context["choices"] = rc.choices()
     state = rc.state if rc.has_chosen else None
     context["state"] = state
