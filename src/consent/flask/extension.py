@@ -376,6 +376,10 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
     ):
         if config[setting] is not None and not callable(config[setting]):
             raise ConfigurationError(f"{setting} must be a callable or None.")
+    try:
+        effective_mapping(policy, config["CONSENT_GCM_MAPPING"])
+    except ValueError as err:
+        raise ConfigurationError(f"CONSENT_GCM_MAPPING: {err}") from err
     keys = _secret_keys(app)
     return _AppSettings(
         policy=policy,
@@ -734,7 +738,7 @@ def consent_mode_head(region: cabc.Sequence[str] | None = None) -> Markup:
         "default": default_command(
             wait_for_update=config["CONSENT_GCM_WAIT_MS"], region=region
         ),
-        "update": None if rc.needs_banner else consent_types(mapping, rc.allows),
+        "update": _consent_update(rc, mapping),
         "mapping": mapping,
         "types": list(CONSENT_TYPES),
         "always": list(ALWAYS_GRANTED),
@@ -746,6 +750,17 @@ def consent_mode_head(region: cabc.Sequence[str] | None = None) -> Markup:
         '<script type="application/json" id="consent-gcm">{}</script>'
         '<script src="{}"{}></script>'
     ).format(htmlsafe_json_dumps(data), _asset_url("gcm.js"), nonce_attr)
+
+
+def _consent_update(
+    rc: RequestConsent, mapping: cabc.Mapping[str, cabc.Sequence[str]]
+) -> dict[str, str] | None:
+    """The update to send after the default: after a choice, and whenever
+    something already runs without one (opt-out mode, UK exemptions)."""
+    update = consent_types(mapping, rc.allows)
+    if rc.needs_banner and update == consent_types(mapping, lambda key: False):
+        return None
+    return update
 
 
 def consent_settings_link(label: str | None = None) -> Markup:
