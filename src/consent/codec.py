@@ -56,8 +56,6 @@ _METHOD_CODES = {m: m[0] for m in METHODS}
 _METHODS_BY_CODE = {code: m for m, code in _METHOD_CODES.items()}
 _FLAG_GPC = 1
 
-_FIELD = re.compile(r"^[A-Za-z0-9_-]+$")
-_CONSENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
 
 SecretKey = str | bytes
 
@@ -78,6 +76,16 @@ def layout_check(policy: Policy) -> str:
 _SIGNATURE_LENGTH = 43
 
 
+# The last of 43 base64 characters of a SHA-256 signature carries 4 bits and
+# 2 unused ones: the codec always writes those as zero.
+_CANONICAL_LAST = frozenset("AEIMQUYcgkosw048")
+
+_PAYLOAD = re.compile(
+    r"1\.([A-Za-z0-9_-]{1,16})\.([A-Za-z0-9_-]{2})\.([0-9a-f]{1,64})"
+    r"\.([A-Za-z0-9_-]{16,32})\.([A-Za-z0-9_-]{1,11})\.([a-z])([0-9])"
+)
+
+
 def _is_canonical(value: str) -> bool:
     """True when the signature is spelled exactly as this codec writes it.
 
@@ -85,13 +93,23 @@ def _is_canonical(value: str) -> bool:
     only the one the codec writes is accepted, so that "anything the codec
     did not write means no consent" holds to the letter.
     """
-    signature = value.rpartition(".")[2]
-    if len(signature) != _SIGNATURE_LENGTH:
-        return False
-    try:
-        return base64_encode(base64_decode(signature)).decode() == signature
-    except BadData:
-        return False
+    dot = value.rfind(".")
+    return len(value) - dot - 1 == _SIGNATURE_LENGTH and value[-1] in _CANONICAL_LAST
+
+
+class _Signer(Signer):
+    """itsdangerous' Signer, deriving each key once instead of on every call."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived: dict[str | bytes | None, bytes] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        try:
+            return self._derived[secret_key]
+        except KeyError:
+            key = self._derived[secret_key] = super().derive_key(secret_key)
+            return key
 
 
 class CookieCodec:
@@ -120,10 +138,13 @@ class CookieCodec:
 
             raise ConfigurationError("CookieCodec needs at least one secret key.")
         self.policy = policy
-        self._signer = Signer(keys, salt=salt, digest_method=hashlib.sha256)
-        self._newest = Signer(keys[-1], salt=salt, digest_method=hashlib.sha256)
+        self._signer = _Signer(keys, salt=salt, digest_method=hashlib.sha256)
+        self._newest = _Signer(keys[-1], salt=salt, digest_method=hashlib.sha256)
+        self._has_old_keys = len(keys) > 1
         self._layout = layout_check(policy)
         self._keys = policy.choice_keys
+        # Visitors share few distinct choices: build each granted set once.
+        self._granted: dict[int, frozenset[str]] = {}
 
     def encode(self, state: ConsentState) -> str:
         """Return the signed cookie value for ``state``."""
@@ -170,6 +191,17 @@ class CookieCodec:
             logger.info("Ignoring a consent cookie with an unreadable payload.")
             return None
 
+    def _granted_by_bits(self, bits: int) -> frozenset[str]:
+        try:
+            return self._granted[bits]
+        except KeyError:
+            granted = frozenset(
+                key for i, key in enumerate(self._keys) if bits >> i & 1
+            )
+            if len(self._granted) < 1024:
+                self._granted[bits] = granted
+            return granted
+
     def needs_resign(self, value: str) -> bool:
         """True when ``value`` verifies, but not with the newest key.
 
@@ -177,19 +209,15 @@ class CookieCodec:
         key, so that the old key can be dropped soon. ``given_at`` is kept:
         re-signing never extends a choice.
         """
-        return not self._newest.validate(value)
+        return self._has_old_keys and not self._newest.validate(value)
 
     def _parse(self, payload: str, now: datetime) -> ConsentState | None:
-        fields = payload.split(".")
-        if len(fields) != 7 or fields[0] != FORMAT:
+        match = _PAYLOAD.fullmatch(payload)
+        if match is None:
             return None
-        _, revision, layout, bits_hex, consent_id, stamp, tail = fields
-        if not all(_FIELD.match(f) for f in fields) or len(tail) != 2:
-            return None
-        if not _CONSENT_ID.match(consent_id) or len(bits_hex) > 64:
-            return None
-        method = _METHODS_BY_CODE[tail[0]]
-        flags = int(tail[1])
+        revision, layout, bits_hex, consent_id, stamp, code, flag = match.groups()
+        method = _METHODS_BY_CODE[code]
+        flags = int(flag)
         given_at = datetime.fromtimestamp(
             bytes_to_int(base64_decode(stamp)), tz=timezone.utc
         )
@@ -205,9 +233,7 @@ class CookieCodec:
                     revision,
                 )
                 return None
-            granted = frozenset(
-                key for i, key in enumerate(self._keys) if bits >> i & 1
-            )
+            granted = self._granted_by_bits(bits)
         else:
             granted = frozenset()
         return ConsentState(

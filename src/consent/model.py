@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -336,7 +337,10 @@ class Policy:
         digest = hashlib.sha256(declared.encode()).digest()[:6]
         return base64.urlsafe_b64encode(digest).decode()
 
-    @property
+    # Derived views, computed once: a policy is immutable, and these are read
+    # on every request.
+
+    @functools.cached_property
     def choice_keys(self) -> tuple[str, ...]:
         """The keys a visitor can allow or refuse, in a stable order.
 
@@ -350,7 +354,7 @@ class Policy:
                 keys.extend(s.key for s in category.services)
         return tuple(keys)
 
-    @property
+    @functools.cached_property
     def optional_categories(self) -> tuple[Category, ...]:
         """The categories a visitor can refuse."""
         return tuple(c for c in self.categories if not c.required)
@@ -373,13 +377,23 @@ class Policy:
 
         :raises UnknownCategoryError: when the key is neither.
         """
-        for category in self.categories:
-            if category.key == key or any(s.key == key for s in category.services):
-                return category
+        try:
+            return self._category_by_key[key]
+        except KeyError:
+            pass
         raise UnknownCategoryError(
             f"{key!r} is neither a category nor a service of this policy; declare"
             " it or check the spelling."
         )
+
+    @functools.cached_property
+    def _category_by_key(self) -> dict[str, Category]:
+        index = {}
+        for category in self.categories:
+            index[category.key] = category
+            for service in category.services:
+                index[service.key] = category
+        return index
 
     def is_sale_or_sharing(self, key: str) -> bool:
         """True when ``key`` (or its category) sells or shares personal data."""
@@ -388,7 +402,7 @@ class Policy:
             return True
         return any(s.key == key and s.sale_or_sharing for s in category.services)
 
-    @property
+    @functools.cached_property
     def sale_or_sharing_keys(self) -> frozenset[str]:
         """The optional keys a Global Privacy Control signal refuses."""
         return frozenset(k for k in self.choice_keys if self.is_sale_or_sharing(k))

@@ -140,6 +140,7 @@ class _AppSettings:
     gate: CookieGate
     layout: str
     theme: str
+    vary: tuple[str, ...]
     receipts: ReceiptKeeper | None
     profile: Profile | None
     profile_selector: cabc.Callable[[], Profile | str | None] | None
@@ -399,6 +400,7 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         receipts=ReceiptKeeper(app, policy)
         if config["CONSENT_RECEIPTS_URL"] is not None
         else None,
+        vary=("Cookie", "Sec-GPC") if policy.sale_or_sharing_keys else ("Cookie",),
         layout=_choice(config, "CONSENT_LAYOUT", _LAYOUTS),
         theme=_choice(config, "CONSENT_THEME", _THEMES),
         gate=CookieGate(
@@ -837,9 +839,10 @@ def _finish_response(response: Response) -> Response:
     ):
         rc = rc or _request_consent()
         _inject_banner(rc, response)
-    if "Set-Cookie" in response.headers:
+    set_cookies = response.headers.getlist("Set-Cookie")
+    if set_cookies:
         rc = rc or _request_consent()
-        _filter_set_cookies(rc, settings.gate, response)
+        _filter_set_cookies(rc, settings.gate, response, set_cookies)
     if rc is None:
         return response
     if rc.gpc_recorded and settings.receipts is not None and rc.new_state:
@@ -852,21 +855,32 @@ def _finish_response(response: Response) -> Response:
             logger.error("The receipt of a GPC opt-out could not be kept.")
     rc.write(response)
     if rc.consulted:
-        response.vary.add("Cookie")
-        if rc.policy.sale_or_sharing_keys:
-            response.vary.add("Sec-GPC")
-        # A shared cache must never hand one visitor's page to another: the
-        # page of someone who accepted carries live tags and no banner.
-        if not response.cache_control.no_store:
-            response.cache_control.private = True
+        _mark_private(response, settings.vary)
     return response
 
 
+def _mark_private(response: Response, vary: tuple[str, ...]) -> None:
+    """Mark a response that depends on the visitor's consent.
+
+    A shared cache must never hand one visitor's page to another: the page of
+    someone who accepted carries live tags and no banner.
+    """
+    headers = response.headers
+    if "Vary" not in headers:
+        headers["Vary"] = ", ".join(vary)
+    else:
+        response.vary.update(vary)
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "private"
+    elif not response.cache_control.no_store:
+        response.cache_control.private = True
+
+
 def _filter_set_cookies(
-    rc: RequestConsent, gate: CookieGate, response: Response
+    rc: RequestConsent, gate: CookieGate, response: Response, headers: list[str]
 ) -> None:
     """Remove ``Set-Cookie`` headers of what the visitor has not allowed."""
-    kept, removed = gate.filter(response.headers.getlist("Set-Cookie"), rc.allows)
+    kept, removed = gate.filter(headers, rc.allows)
     if removed:
         del response.headers["Set-Cookie"]
         for header in kept:
