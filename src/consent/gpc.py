@@ -81,9 +81,15 @@ def has_gpc(header_values: cabc.Iterable[str]) -> bool:
 
     The GPC specification says to ignore every other value (``"0"``,
     ``"true"``, ``" 1 "``), and to honour the signal when one of several
-    headers carries it.
+    headers carries it. Servers join repeated headers with commas
+    (``"0, 1"``), so a joined value is split first.
     """
-    return any(value == "1" for value in header_values)
+    for value in header_values:
+        if value == "1":
+            return True
+        if "," in value and any(part.strip() == "1" for part in value.split(",")):
+            return True
+    return False
 
 
 def gpc_support_resource(last_update: str) -> dict[str, t.Any]:

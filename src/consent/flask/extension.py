@@ -201,7 +201,10 @@ class Consent:
             consent_embed=consent_embed,
             consent_settings_link=consent_settings_link,
         )
-        app.after_request(_finish_response)
+        # Flask runs after_request hooks last-registered first: put ours at
+        # the end of that order, so it sees the cookies every other hook and
+        # extension set, including those set up before this one.
+        app.after_request_funcs.setdefault(None, []).insert(0, _finish_response)
         from .cli import consent_cli
 
         app.cli.add_command(consent_cli)
@@ -381,6 +384,8 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         effective_mapping(policy, config["CONSENT_GCM_MAPPING"])
     except ValueError as err:
         raise ConfigurationError(f"CONSENT_GCM_MAPPING: {err}") from err
+    profile = _profile(config["CONSENT_PROFILE"], "CONSENT_PROFILE")
+    _check_profile(profile, policy, "CONSENT_PROFILE")
     keys = _secret_keys(app)
     return _AppSettings(
         policy=policy,
@@ -406,7 +411,7 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         gate=CookieGate(
             policy, undeclared=undeclared, always_allowed=(name, f"{name}_csrf")
         ),
-        profile=_profile(config["CONSENT_PROFILE"], "CONSENT_PROFILE"),
+        profile=profile,
         profile_selector=config["CONSENT_PROFILE_SELECTOR"],
         csp_nonce=config["CONSENT_CSP_NONCE"],
     )
@@ -421,6 +426,15 @@ def _choice(
             f"{setting} must be one of {', '.join(allowed)}, not {value!r}."
         )
     return str(value)
+
+
+def _check_profile(profile: Profile | None, policy: Policy, setting: str) -> None:
+    if profile is not None and profile.mode == "notice" and policy.optional_categories:
+        raise ConfigurationError(
+            f"{setting}: the notice profile informs only, but the policy has"
+            " optional categories; use 'eu', 'uk' or 'us', or declare only"
+            " strictly necessary cookies."
+        )
 
 
 def _profile(value: Profile | str | None, setting: str) -> Profile | None:
@@ -459,8 +473,8 @@ class RequestConsent:
         self.banner_suppressed = False
         self._new_state: ConsentState | None = None
         self._expire: list[tuple[str, Cookie]] = []
-        #: True when this request recorded a Global Privacy Control opt-out.
-        self.gpc_recorded = False
+        #: The Global Privacy Control opt-out this request recorded, if any.
+        self.gpc_recorded: ConsentState | None = None
         self._csrf_nonce: str | None = None
         self._set_csrf_cookie = False
 
@@ -490,7 +504,12 @@ class RequestConsent:
             or not stored.is_current(self.policy, self.now)
         ):
             self._new_state = gpc_state(self.policy, now=self.now, previous=stored)
-            self.gpc_recorded = True
+            #: The opt-out this request recorded from a GPC signal.
+            self.gpc_recorded = self._new_state
+            # What was allowed before and is sold or shared stops now.
+            self._expire = self._settings.gate.to_expire(
+                request.cookies.keys(), self.allows
+            )
             return self._new_state
         return stored
 
@@ -845,10 +864,10 @@ def _finish_response(response: Response) -> Response:
         _filter_set_cookies(rc, settings.gate, response, set_cookies)
     if rc is None:
         return response
-    if rc.gpc_recorded and settings.receipts is not None and rc.new_state:
+    if rc.gpc_recorded is not None and settings.receipts is not None:
         try:
             settings.receipts.keep(
-                rc.new_state, language=rc.language, path=request.path
+                rc.gpc_recorded, language=rc.language, path=request.path
             )
         except ReceiptNotKept:
             # A refusal takes effect even when it cannot be proven.

@@ -112,7 +112,11 @@ def consent_embed(
         )
     rc = _request_consent()
     policy = rc.policy
-    category = policy.category_of(key)
+    try:
+        category = policy.category_of(key)
+    except UnknownCategoryError:
+        # Fail closed: an undeclared key (logged by _is_allowed) stays inert.
+        return Markup('<div class="consent-embed" data-consent-embed></div>')
     service = next((s for s in category.services if s.key == key), None)
     cookies = service.cookies if service else category.all_cookies()
     context = _page_context(rc)
