@@ -1,0 +1,126 @@
+"""Run every benchmark, print a compact report, write bench/results/latest.json.
+
+``make bench`` (or ``python -m bench`` from the repository root). Goals that
+fail are listed at the end; the exit status is 0 unless a benchmark could
+not run at all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+import typing as t
+from pathlib import Path
+
+BENCHMARKS = (
+    ("cookie_size", "1. Cookie size"),
+    ("decode", "2. Cookie decode vs Flask session load"),
+    ("wsgi", "3. Requests/second under gunicorn + wrk"),
+    ("import_time", "4. Import time on top of Flask"),
+)
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+PACKAGES = ("flask", "werkzeug", "itsdangerous", "jinja2", "gunicorn", "cookie-consent")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _command(*args: str) -> str | None:
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def machine() -> dict[str, t.Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "wrk": _command("wrk", "-v"),
+        "git_commit": _command("git", "rev-parse", "--short", "HEAD"),
+        "git_uncommitted_changes": _command("git", "status", "--porcelain") is not None,
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def main() -> int:
+    facts = machine()
+    print(
+        f"consent benchmarks, {facts['date']}: {facts['cpu_model']},"
+        f" {facts['nproc']} CPUs, load {facts['load_average_start'][0]:.2f};"
+        f" Python {facts['python']}, Flask {facts['packages']['flask']}"
+    )
+    results: dict[str, t.Any] = {}
+    errors: dict[str, str] = {}
+    started = time.monotonic()
+    for module, title in BENCHMARKS:
+        print(f"\n{title}")
+        begun = time.monotonic()
+        try:
+            results[module] = importlib.import_module(f"bench.{module}").run()
+        except Exception:
+            errors[module] = traceback.format_exc()
+            print(f"  ERROR, this benchmark did not run:\n{errors[module]}")
+            continue
+        results[module]["elapsed_seconds"] = time.monotonic() - begun
+    facts["load_average_end"] = os.getloadavg()
+    facts["elapsed_seconds"] = time.monotonic() - started
+
+    goals = [g for r in results.values() for g in r["goals"]]
+    failed = [g for g in goals if not g["passed"]]
+    print(f"\nSummary ({facts['elapsed_seconds']:.0f} s)")
+    for g in goals:
+        verdict = "PASS" if g["passed"] else "FAIL"
+        print(f"  {verdict}  {g['name']:<38} {g['measured']:>9}  goal {g['goal']}")
+    if failed:
+        print(f"\n{len(failed)} goal(s) FAILED:")
+        for g in failed:
+            print(f"  - {g['name']}: {g['measured']}, goal {g['goal']}")
+    for module in errors:
+        print(f"  - {module}: did not run (see the error above)")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {"machine": facts, "results": results, "errors": errors},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
+    print(f"\nWrote {RESULTS}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

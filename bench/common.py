@@ -1,0 +1,129 @@
+"""What the benchmarks share: the policy, the key, timing and goal helpers."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import statistics
+import timeit
+import typing as t
+
+from consent import Category
+from consent import Policy
+from consent import Service
+
+#: The signing key of every benchmark app and codec (32 random-looking bytes).
+SECRET_KEY = "bench-secret-key-2f7c9a41d0e35b86"
+
+
+def bench_policy() -> Policy:
+    """Four categories (one required) and ten services, as a mid-size site has."""
+
+    def services(prefix: str, names: cabc.Iterable[str]) -> tuple[Service, ...]:
+        return tuple(
+            Service(key=f"{prefix}_{name}", title=name.title(), provider="Provider")
+            for name in names
+        )
+
+    return Policy(
+        categories=(
+            Category(
+                key="necessary",
+                title="Strictly necessary",
+                description="Remember your choice and keep you signed in.",
+                required=True,
+            ),
+            Category(
+                key="analytics",
+                title="Analytics",
+                description="Count page views and measure what is read.",
+                services=services("an", ("matomo", "plausible", "heatmap", "ab")),
+            ),
+            Category(
+                key="marketing",
+                title="Marketing",
+                description="Measure campaigns and show relevant offers.",
+                services=services("mk", ("ads", "pixel", "affiliate")),
+            ),
+            Category(
+                key="media",
+                title="Embedded media",
+                description="Show videos and maps from other sites.",
+                services=services("md", ("video", "map", "social")),
+            ),
+        ),
+        controller="Benchmark site",
+    )
+
+
+def median(values: cabc.Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def calibrate(fn: cabc.Callable[[], object], target: float) -> int:
+    """How many calls of ``fn`` take about ``target`` seconds."""
+    timer = timeit.Timer(fn)
+    number = 1
+    while True:
+        elapsed = timer.timeit(number)
+        if elapsed >= target / 5:
+            return max(1, int(number * target / elapsed))
+        number *= 2
+
+
+def interleaved_timeit(
+    contenders: cabc.Mapping[str, cabc.Callable[[], object]],
+    *,
+    rounds: int,
+    target: float,
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender, one sample per round.
+
+    Every round times each contender once, in an order rotated from round to
+    round, so that a slow moment of a shared machine hits all of them alike.
+    """
+    names = list(contenders)
+    timers = {name: timeit.Timer(fn) for name, fn in contenders.items()}
+    numbers = {name: calibrate(fn, target) for name, fn in contenders.items()}
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            number = numbers[name]
+            samples[name].append(timers[name].timeit(number) / number)
+    return samples
+
+
+def paired_ratio(
+    samples: cabc.Mapping[str, cabc.Sequence[float]], numerator: str, denominator: str
+) -> float:
+    """The median of the per-round ratios ``numerator / denominator``."""
+    return median(
+        a / b for a, b in zip(samples[numerator], samples[denominator], strict=True)
+    )
+
+
+class Goal(t.TypedDict):
+    name: str
+    goal: str
+    measured: str
+    value: float
+    limit: float
+    passed: bool
+
+
+def goal(name: str, value: float, limit: float, *, fmt: str, unit: str = "") -> Goal:
+    """A goal of the form ``value <= limit``."""
+    return {
+        "name": name,
+        "goal": f"≤ {limit:{fmt}}{unit}",
+        "measured": f"{value:{fmt}}{unit}",
+        "value": value,
+        "limit": limit,
+        "passed": value <= limit,
+    }
+
+
+def print_goals(goals: cabc.Iterable[Goal]) -> None:
+    for g in goals:
+        verdict = "PASS" if g["passed"] else "FAIL"
+        print(f"  {verdict}  {g['name']}: {g['measured']} (goal {g['goal']})")

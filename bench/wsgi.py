@@ -1,0 +1,298 @@
+"""Requests per second under gunicorn and wrk, with and without the extension.
+
+Each contender is one gunicorn (one sync worker) on its own free loopback
+port. The four are started together, each is checked to answer the expected
+page and warmed up with a short wrk run; then every round loads each of them
+once with wrk, in an order rotated from round to round, and all four are
+stopped at the end. Short runs interleaved many times cancel more of a shared
+machine's noise than a few long ones. Ratios are medians of the per-round
+ratios of time per request (1 / requests per second) to the plain app's.
+
+Every request carries the same valid consent cookie (granting everything);
+the session contender's requests also carry a session cookie. See
+:mod:`bench.apps` for what each app does.
+
+Context: the same four apps called in process (a WSGI call with the same
+headers, no server and no network), timed interleaved, which shows the
+microseconds each one adds per request without the loopback and gunicorn
+costs that dilute the ratios above.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from werkzeug.test import EnvironBuilder
+
+from . import apps
+from .common import goal
+from .common import interleaved_timeit
+from .common import median
+from .common import paired_ratio
+from .common import print_goals
+
+ROUNDS = int(os.environ.get("BENCH_WSGI_ROUNDS", "8"))
+DURATION = int(os.environ.get("BENCH_WSGI_SECONDS", "3"))
+WARMUP = 1
+IN_PROCESS_ROUNDS = 15
+CONNECTIONS = 8
+GOAL_ASKED = 1.15
+#: "No measurable overhead": within the run-to-run noise of this setup.
+GOAL_UNASKED = 1.03
+#: Flask's session cookie against no session cookie (a reference figure).
+REFERENCE_SESSION = 1.32
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+CONTENDERS = {
+    "a": ("plain", "no extension"),
+    "b": ("consent", "extension, page asks consent.allows"),
+    "c": ("consent_unasked", "extension, page never asks"),
+    "d": ("session", "no extension, page reads session['x']"),
+}
+
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
+_REQUESTS = re.compile(r"(\d+) requests in")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(kind: str, cookie: str) -> cabc.Iterator[str]:
+    """Run gunicorn with the app ``kind``; yield its URL once it answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [
+                str(GUNICORN),
+                "--workers=1",
+                "--worker-class=sync",
+                f"--bind=127.0.0.1:{port}",
+                "--graceful-timeout=5",
+                "--log-level=warning",
+                "--chdir",
+                str(ROOT),
+                f"bench.apps:create('{kind}')",
+            ],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            _wait_until_ready(proc, url, cookie, log)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_until_ready(
+    proc: subprocess.Popen[bytes], url: str, cookie: str, log: t.IO[bytes]
+) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(
+                f"gunicorn exited with {proc.returncode}:\n{log.read().decode()}"
+            )
+        try:
+            body = _get(url, cookie)
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(f"{url} answered {err.code}") from err
+        except OSError:
+            time.sleep(0.1)
+            continue
+        if apps.ANALYTICS_TAG.encode() not in body:
+            raise RuntimeError(f"{url} answered a page without the analytics tag")
+        return
+    raise RuntimeError(f"gunicorn did not answer on {url} within 20 s")
+
+
+def _get(url: str, cookie: str) -> bytes:
+    req = urllib.request.Request(url, headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=2) as response:
+        return t.cast(bytes, response.read())
+
+
+def wrk(url: str, cookie: str, seconds: int) -> dict[str, t.Any]:
+    """Run wrk against ``url``; return requests/second and any errors."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "-H",
+            f"Cookie: {cookie}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+    rps = _RPS.search(out)
+    if rps is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    non_2xx = _NON_2XX.search(out)
+    socket_errors = _SOCKET_ERRORS.search(out)
+    requests = _REQUESTS.search(out)
+    return {
+        "rps": float(rps.group(1)),
+        "requests": int(requests.group(1)) if requests else None,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else None,
+    }
+
+
+def _in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
+    """Seconds per in-process WSGI call of each contender, per round."""
+
+    def caller(kind: str, cookie: str) -> cabc.Callable[[], bytes]:
+        app = apps.create(kind)
+        environ = EnvironBuilder(path="/", headers={"Cookie": cookie}).get_environ()
+
+        def start_response(*args: object) -> None:
+            pass
+
+        def call() -> bytes:
+            body = app(dict(environ), start_response)  # type: ignore[arg-type]
+            try:
+                return b"".join(body)
+            finally:
+                getattr(body, "close", lambda: None)()
+
+        assert apps.ANALYTICS_TAG.encode() in call()
+        return call
+
+    contenders = {
+        letter: caller(kind, cookies[letter])
+        for letter, (kind, _) in CONTENDERS.items()
+    }
+    return interleaved_timeit(contenders, rounds=IN_PROCESS_ROUNDS, target=0.1)
+
+
+def run() -> dict[str, t.Any]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    consent = f"consent={apps.consent_cookie()}"
+    cookies = {
+        "a": consent,
+        "b": consent,
+        "c": consent,
+        "d": f"{consent}; session={apps.session_cookie()}",
+    }
+    letters = list(CONTENDERS)
+    runs: dict[str, list[dict[str, t.Any]]] = {k: [] for k in letters}
+    print(
+        f"  {ROUNDS} rounds × {len(letters)} apps, wrk -t1 -c{CONNECTIONS}"
+        f" -d{DURATION}s each (after a {WARMUP} s warm-up);"
+        " gunicorn --workers 1 (sync) per app"
+    )
+    with contextlib.ExitStack() as stack:
+        urls = {
+            letter: stack.enter_context(serve(kind, cookies[letter]))
+            for letter, (kind, _) in CONTENDERS.items()
+        }
+        for letter in letters:
+            wrk(urls[letter], cookies[letter], WARMUP)
+        for round_ in range(ROUNDS):
+            shift = round_ % len(letters)
+            for letter in letters[shift:] + letters[:shift]:
+                result = wrk(urls[letter], cookies[letter], DURATION)
+                if result["non_2xx"]:
+                    raise RuntimeError(
+                        f"{CONTENDERS[letter][0]}: {result['non_2xx']} non-2xx"
+                        " responses"
+                    )
+                runs[letter].append(result)
+            line = "  ".join(f"{k}={runs[k][-1]['rps']:7.1f}" for k in letters)
+            print(f"  round {round_ + 1}: req/s {line}")
+
+    rps = {k: [r["rps"] for r in runs[k]] for k in letters}
+    # Time per request relative to the plain app, paired within each round.
+    ratios = {
+        k: median(a / x for a, x in zip(rps["a"], rps[k], strict=True)) for k in letters
+    }
+    for letter, (_kind, what) in CONTENDERS.items():
+        per_request = 1e6 / median(rps[letter])
+        print(
+            f"  ({letter}) {what:<38} {ratios[letter]:5.3f}×"
+            f"   ({median(rps[letter]):7.1f} req/s, {per_request:6.0f} µs/req)"
+        )
+    print(
+        f"  reference figure: Flask's session cookie costs {REFERENCE_SESSION:.2f}×;"
+        f" measured here (d)/(a) {ratios['d']:.3f}×"
+    )
+
+    samples = _in_process(cookies)
+    in_process_us = {k: median(v) * 1e6 for k, v in samples.items()}
+    in_process_ratios = {k: paired_ratio(samples, k, "a") for k in letters}
+    print(f"  context, in process (no server, no network), {IN_PROCESS_ROUNDS} rounds:")
+    for letter in letters:
+        added = in_process_us[letter] - in_process_us["a"]
+        print(
+            f"  ({letter}) {in_process_ratios[letter]:5.3f}×"
+            f"   ({in_process_us[letter]:6.1f} µs/req, {added:+6.1f} µs vs (a))"
+        )
+
+    goals = [
+        goal(
+            "time/request (b)/(a), asking", ratios["b"], GOAL_ASKED, fmt=".3f", unit="×"
+        ),
+        goal(
+            "time/request (c)/(a), never asking",
+            ratios["c"],
+            GOAL_UNASKED,
+            fmt=".3f",
+            unit="×",
+        ),
+    ]
+    print_goals(goals)
+    return {
+        "rounds": ROUNDS,
+        "seconds": DURATION,
+        "connections": CONNECTIONS,
+        "contenders": {k: {"app": v[0], "what": v[1]} for k, v in CONTENDERS.items()},
+        "runs": runs,
+        "median_rps": {k: median(v) for k, v in rps.items()},
+        "ratio_time_per_request": ratios,
+        "reference_session_ratio": REFERENCE_SESSION,
+        "in_process": {
+            "rounds": IN_PROCESS_ROUNDS,
+            "median_microseconds": in_process_us,
+            "ratio_time_per_request": in_process_ratios,
+            "samples_seconds": samples,
+        },
+        "goals": goals,
+    }
+
+
+if __name__ == "__main__":
+    run()
