@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test bench lint chromium postgres clean
+NODE_STAMP := node_modules/.installed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +25,20 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)
 
+# Test-only JavaScript: axe-core for accessibility checks, and the peer
+# banners the budget bench compares against.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 # PostgreSQL tests need the local server (trust auth, database "test").
 postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
-test: $(STAMP) chromium postgres
+test: $(STAMP) $(NODE_STAMP) chromium postgres
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -38,9 +46,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+bench: $(STAMP) $(NODE_STAMP) chromium postgres
+	@command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk time; }
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

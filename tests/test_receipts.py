@@ -852,12 +852,53 @@ class GatedStore:
         self.done = threading.Event()
 
     def add(self, receipt):
+        self.add_many([receipt])
+
+    def add_many(self, receipts):
         self.gate.wait(30)
-        self.inner.add(receipt)
+        self.inner.add_many(receipts)
         self.done.set()
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+
+class CountingStore:
+    """A SQLite store that counts its write transactions."""
+
+    def __init__(self, inner: SQLiteReceiptStore) -> None:
+        self.inner = inner
+        self.writes = 0
+        self.gate = threading.Event()
+
+    def add(self, receipt):
+        self.add_many([receipt])
+
+    def add_many(self, receipts):
+        self.gate.wait(30)
+        self.writes += 1
+        self.inner.add_many(receipts)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_concurrent_receipts_share_one_commit(tmp_path, recorders):
+    store = CountingStore(SQLiteReceiptStore(tmp_path / "receipts.db"))
+    recorder = recorders(store, tmp_path / "spool.jsonl", timeout=10)
+    receipts = [make_receipt() for _ in range(40)]
+    threads = [threading.Thread(target=recorder.record, args=(r,)) for r in receipts]
+    for thread in threads:
+        thread.start()
+    # Hold the first writes back so that the others queue up behind them.
+    time.sleep(0.2)
+    store.gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert store.count() == 40
+    assert not (tmp_path / "spool.jsonl").exists()
+    assert store.writes < 40
+    store.inner.close()
 
 
 def test_slow_store_times_out_to_the_spool(tmp_path, recorders):

@@ -1439,15 +1439,31 @@ class DurableRecorder:
             job = self._jobs.get()
             if job is None:
                 return
-            receipt, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                self.store.add(receipt)
-            except Exception as err:
-                future.set_exception(err)
-            else:
-                future.set_result(None)
+            # Group commit: receipts that arrived while the previous write
+            # ran go to the store together, in one transaction and so one
+            # fsync, and every waiting request is answered when it is durable.
+            batch, stop = [job], False
+            while len(batch) < self._batch_size:
+                try:
+                    queued = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    stop = True
+                    break
+                batch.append(queued)
+            running = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+            if running:
+                try:
+                    self.store.add_many([receipt for receipt, _ in running])
+                except Exception as err:
+                    for _, future in running:
+                        future.set_exception(err)
+                else:
+                    for _, future in running:
+                        future.set_result(None)
+            if stop:
+                return
 
     def _store_failed(self, err: Exception) -> None:
         with self._state_lock:

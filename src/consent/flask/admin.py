@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import dataclasses
 import itertools
+import logging
 import math
 import typing as t
 from datetime import date
@@ -32,7 +33,7 @@ from flask import stream_with_context
 from ..state import METHODS
 from .cli import ExportFormat
 from .cli import export_chunks
-from .cli import key_totals
+from .cli import is_store_error
 from .cli import parse_utc
 from .extension import _request_consent
 
@@ -44,6 +45,8 @@ if t.TYPE_CHECKING:
     from ..receipts import ReceiptStore
     from ..receipts import Stats
     from .recording import ReceiptKeeper
+
+logger = logging.getLogger(__name__)
 
 admin_bp = Blueprint(
     "consent_admin",
@@ -59,12 +62,13 @@ DEFAULT_WINDOW = 30
 
 #: The dashboard needs its stylesheet and nothing else; nothing may frame it.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:;"
+    "default-src 'none'; style-src 'self'; img-src 'self';"
     " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 # One colour per category, readable on white and told apart by people with
-# the common colour-vision deficiencies (Okabe-Ito, darkened for contrast).
+# the common colour-vision deficiencies (after the Okabe-Ito palette, darkened
+# for contrast on white).
 _PALETTE = ("#0b6aa2", "#b35900", "#1b7f5a", "#a3367a", "#5a4fcf", "#8a6d00")
 _MIMETYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
@@ -343,29 +347,36 @@ def index() -> ResponseReturnValue:
         return render_template(
             "consent/admin/index.html", is_enabled=False, policy=policy
         )
-    store = keeper.store()
     window = _window()
     now = datetime.now(timezone.utc)
     today = now.date()
     days = [today - timedelta(days=n) for n in range(window - 1, -1, -1)]
     since = datetime.combine(days[0], time.min, tzinfo=timezone.utc)
-    stats = store.stats(since=since)
-    total = store.count()
-    pages = max(1, math.ceil(total / PER_PAGE))
-    page = min(max(request.args.get("page", 1, type=int), 1), pages)
+    try:
+        store = keeper.store()
+        stats = store.stats(since=since)
+        total = store.count()
+        pages = max(1, math.ceil(total / PER_PAGE))
+        page = min(max(request.args.get("page", 1, type=int), 1), pages)
+        receipts = newest_first(store, page, PER_PAGE, total, now)
+    except Exception as err:
+        if not is_store_error(err):
+            raise
+        logger.error("The receipts dashboard could not read the store: %r", err)
+        page_html = render_template(
+            "consent/admin/index.html", is_enabled=False, policy=policy, is_down=True
+        )
+        return page_html, 503
     charts = _charts(policy, stats, days)
     methods = [*METHODS, *sorted(set(stats.by_method) - set(METHODS))]
-    totals = key_totals(stats)
     return render_template(
         "consent/admin/index.html",
         is_enabled=True,
         policy=policy,
-        store=store,
         retention_days=keeper.retention.days,
         window=window,
         windows=WINDOWS,
         days=days,
-        since=since,
         stats=stats,
         total=total,
         methods=[(m, stats.by_method.get(m, 0)) for m in methods],
@@ -375,11 +386,9 @@ def index() -> ResponseReturnValue:
         daily={
             (rate.day, rate.key): (rate.granted, rate.total) for rate in stats.daily
         },
-        key_totals=totals,
-        receipts=newest_first(store, page, PER_PAGE, total, now),
+        receipts=receipts,
         page=page,
         pages=pages,
-        per_page=PER_PAGE,
         chart_width=_WIDTH,
         chart_height=_HEIGHT,
         chart_left=_LEFT,

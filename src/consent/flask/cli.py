@@ -234,6 +234,15 @@ def _keeper() -> ReceiptKeeper:
     return keeper
 
 
+def is_store_error(err: BaseException) -> bool:
+    """True when ``err`` comes from the database rather than from the code:
+    a file that cannot be opened, or an error of sqlite3, SQLAlchemy or a
+    database driver."""
+    if isinstance(err, (OSError, sqlite3.Error)):
+        return True
+    return type(err).__module__.split(".")[0] in ("sqlalchemy", "psycopg")
+
+
 @contextlib.contextmanager
 def _opened_store() -> cabc.Iterator[tuple[ReceiptKeeper, ReceiptStore]]:
     """The app's receipt store, closed when the command ends; database
@@ -243,10 +252,10 @@ def _opened_store() -> cabc.Iterator[tuple[ReceiptKeeper, ReceiptStore]]:
         yield keeper, keeper.store()
     except click.ClickException:
         raise
-    except (OSError, sqlite3.Error, ConfigurationError) as err:
+    except ConfigurationError as err:
         raise click.ClickException(_store_failed(keeper, err)) from err
     except Exception as err:
-        if type(err).__module__.split(".")[0] not in ("sqlalchemy", "psycopg"):
+        if not is_store_error(err):
             raise
         raise click.ClickException(_store_failed(keeper, err)) from err
     finally:
@@ -325,7 +334,8 @@ def show_command(consent_id: str, fmt: str) -> None:
     """Print every receipt of one visitor, oldest first.
 
     CONSENT_ID is the visitor's consent id, shown to them on the preferences
-    page. Use it to answer an access request.
+    page. Use it to answer an access request. A consent id that starts
+    with "-" goes after "--": flask consent show -- -Xy1...
     """
     with _opened_store() as (_, store):
         receipts = store.for_consent_id(consent_id)
@@ -404,9 +414,15 @@ def export_command(
     """
     written = 0
     with _opened_store() as (_, store), contextlib.ExitStack() as stack:
-        out: t.BinaryIO = (
-            stack.enter_context(_open_output(output)) if output else _binary_stdout()
-        )
+        if output:
+            try:
+                out = stack.enter_context(_open_output(output))
+            except OSError as err:
+                raise click.ClickException(
+                    f"Cannot write {output}: {err.strerror}."
+                ) from err
+        else:
+            out = _binary_stdout()
         receipts = store.iter_receipts(since, until, batch_size=_EXPORT_BATCH)
         update = stack.enter_context(
             _progress("Exporting receipts", lambda: store.count(since, until))
@@ -421,12 +437,29 @@ def export_command(
                 yield receipt
             update(written % 1000)
 
-        for chunk in export_chunks(counted(), fmt):
-            out.write(chunk.encode())
-        out.flush()
+        try:
+            for chunk in export_chunks(counted(), fmt):
+                out.write(chunk.encode())
+            out.flush()
+        except BrokenPipeError:
+            # The reader left (`| head`): stop quietly, as other tools do.
+            _silence_stdout()
+            raise click.exceptions.Exit(1) from None
     if output:
         noun = "receipt" if written == 1 else "receipts"
         click.echo(f"Exported {written} {noun} to {output}.", err=True)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; into a closed pipe that would
+    # print a second error.
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _spool_paths(spool_dir: str) -> list[str]:
@@ -492,10 +525,12 @@ def flush_command() -> None:
 @click.argument("consent_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def erase_command(consent_id: str, yes: bool) -> None:
-    """Delete every receipt of one visitor (GDPR Art. 17).
+    """Delete every receipt of one visitor (the right to erasure).
 
-    Spools are replayed first, so that a receipt still waiting in a spool
-    cannot come back after the erasure.
+    Answers a request under GDPR Art. 17. Spools are replayed first, so
+    that a receipt still waiting in a spool cannot come back after the
+    erasure. A consent id that starts with "-" goes after "--":
+    flask consent erase -- -Xy1...
     """
     with _opened_store() as (keeper, store):
         _replay_spools(keeper, store)
