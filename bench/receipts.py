@@ -1,7 +1,8 @@
 """Receipts under load: consent posts per second, and a large export.
 
 1. ``POST /consent`` per second under gunicorn (one gthread worker with
-   as many threads as wrk has connections, bound to 127.0.0.1) and wrk, with receipts kept in SQLite, in PostgreSQL (a
+   as many threads as wrk has connections, bound to 127.0.0.1) and wrk,
+   with receipts kept in SQLite, in PostgreSQL (a
    role and schema made for the run and dropped after it), and with
    receipts off. Every request is a real form post, "Accept all" with a
    valid CSRF token and its cookie and no consent cookie: a new visitor, so
@@ -369,8 +370,9 @@ def post_throughput() -> dict[str, t.Any]:
     sent = {k: 1 for k in kinds}
     print(
         f"  {ROUNDS} rounds × {len(kinds)} apps, wrk -t1 -c{CONNECTIONS}"
-        f" -d{DURATION}s each (after a {WARMUP} s warm-up); gunicorn --workers 1 --threads {CONNECTIONS}"
-        " (sync) per app; every request an Accept all form post"
+        f" -d{DURATION}s each (after a {WARMUP} s warm-up); gunicorn --workers 1"
+        f" --threads {CONNECTIONS} (gthread) per app; every request an Accept all"
+        " form post"
     )
     with contextlib.ExitStack() as outer:
         work = Path(outer.enter_context(tempfile.TemporaryDirectory(dir=ROOT)))
