@@ -6,11 +6,14 @@ it on ``Set-Cookie`` with :class:`CookieGate`, and keep receipts in a
 :class:`ReceiptStore`. The Flask extension lives in :mod:`consent.flask`.
 """
 
+import typing as _t
+
 from .codec import CookieCodec as CookieCodec
 from .enforce import CookieGate as CookieGate
 from .enforce import Verdict as Verdict
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ConsentError as ConsentError
+from .exceptions import ReceiptNotKept as ReceiptNotKept
 from .exceptions import UnknownCategoryError as UnknownCategoryError
 from .gpc import EU as EU
 from .gpc import NOTICE as NOTICE
@@ -23,16 +26,39 @@ from .model import Category as Category
 from .model import Cookie as Cookie
 from .model import Policy as Policy
 from .model import Service as Service
-from .receipts import DurableRecorder as DurableRecorder
-from .receipts import Receipt as Receipt
-from .receipts import ReceiptNotKept as ReceiptNotKept
-from .receipts import ReceiptStore as ReceiptStore
-from .receipts import SQLiteReceiptStore as SQLiteReceiptStore
-from .receipts import SQLReceiptStore as SQLReceiptStore
-from .receipts import anonymize_ip as anonymize_ip
-from .receipts import open_store as open_store
 from .state import ConsentState as ConsentState
 from .state import allows as allows
 from .state import decide as decide
 from .state import gpc_state as gpc_state
 from .state import needs_banner as needs_banner
+
+# The receipt stores load on first use: sqlite3, threads and locks are not
+# worth an import for apps that keep no receipts.
+if _t.TYPE_CHECKING:
+    from .receipts import DurableRecorder as DurableRecorder
+    from .receipts import Receipt as Receipt
+    from .receipts import ReceiptStore as ReceiptStore
+    from .receipts import SQLiteReceiptStore as SQLiteReceiptStore
+    from .receipts import SQLReceiptStore as SQLReceiptStore
+    from .receipts import anonymize_ip as anonymize_ip
+    from .receipts import open_store as open_store
+
+_RECEIPTS = frozenset(
+    {
+        "DurableRecorder",
+        "Receipt",
+        "ReceiptStore",
+        "SQLiteReceiptStore",
+        "SQLReceiptStore",
+        "anonymize_ip",
+        "open_store",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _RECEIPTS:
+        from . import receipts
+
+        return getattr(receipts, name)
+    raise AttributeError(f"module 'consent' has no attribute {name!r}")

@@ -17,3 +17,12 @@ class ConfigurationError(ConsentError):
 
 class UnknownCategoryError(ConsentError, LookupError):
     """A category or service key is not part of the policy."""
+
+
+class ReceiptNotKept(ConsentError):
+    """Neither the receipt store nor the local spool could keep a receipt.
+
+    A grant that cannot be demonstrated must not take effect (GDPR
+    Art. 7(1)): treat the visitor as having given no consent and ask again
+    later. A refusal or a withdrawal is still honoured.
+    """

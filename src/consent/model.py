@@ -41,6 +41,18 @@ DEFAULT_MAX_AGE = timedelta(days=182)
 #: The longest lifetime a choice may have (13 months, EDPB and CNIL).
 LONGEST_MAX_AGE = timedelta(days=395)
 
+#: How long receipts are kept by default before
+#: :meth:`consent.receipts.ReceiptStore.purge` may remove them: three years.
+#:
+#: A receipt is evidence. It must outlive the choice it proves (182 days by
+#: default, at most 13 months), and then stay available for as long as a
+#: visitor or a supervisory authority can still challenge that the site
+#: honoured the choice: complaints and investigations commonly come years
+#: after the facts. Storage limitation (GDPR Art. 5(1)(e)) forbids keeping it
+#: forever. Three years covers the longest choice lifetime plus a common
+#: limitation period; set your own value from your legal advice.
+DEFAULT_RETENTION = timedelta(days=3 * 365)
+
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _REVISION = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")

@@ -37,11 +37,11 @@ import typing as t
 import uuid
 from datetime import date
 from datetime import datetime
-from datetime import timedelta
 from datetime import timezone
 
 from .exceptions import ConfigurationError
-from .exceptions import ConsentError
+from .exceptions import ReceiptNotKept as ReceiptNotKept
+from .model import DEFAULT_RETENTION as DEFAULT_RETENTION
 from .state import METHODS
 
 if t.TYPE_CHECKING:
@@ -53,17 +53,6 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: How long receipts are kept by default before :meth:`ReceiptStore.purge`
-#: may remove them: three years.
-#:
-#: A receipt is evidence. It must outlive the choice it proves (182 days by
-#: default, at most 13 months), and then stay available for as long as a
-#: visitor or a supervisory authority can still challenge that the site
-#: honoured the choice: complaints and investigations commonly come years
-#: after the facts. Storage limitation (GDPR Art. 5(1)(e)) forbids keeping it
-#: forever. Three years covers the longest choice lifetime plus a common
-#: limitation period; set your own value from your legal advice.
-DEFAULT_RETENTION = timedelta(days=3 * 365)
 
 #: How an IP address is reduced before it is stored: truncated to its network
 #: (IPv4 /24, IPv6 /48), replaced by a keyed hash, or not stored at all.
@@ -84,15 +73,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # database (Flyway uses that name), hence the prefix.
 _RECEIPTS_TABLE = "consent_receipts"
 _VERSION_TABLE = "consent_schema_version"
-
-
-class ReceiptNotKept(ConsentError):
-    """Neither the receipt store nor the local spool could keep a receipt.
-
-    A grant that cannot be demonstrated must not take effect (GDPR
-    Art. 7(1)): treat the visitor as having given no consent and ask again
-    later. A refusal or a withdrawal is still honoured.
-    """
 
 
 def _clean(value: str, limit: int) -> str:

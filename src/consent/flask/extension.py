@@ -27,6 +27,7 @@ from ..codec import CookieCodec
 from ..enforce import UNDECLARED_ACTIONS
 from ..enforce import CookieGate
 from ..exceptions import ConfigurationError
+from ..exceptions import ReceiptNotKept
 from ..gcm import ALWAYS_GRANTED
 from ..gcm import CONSENT_TYPES
 from ..gcm import consent_types
@@ -43,7 +44,6 @@ from ..i18n import negotiate
 from ..model import LONGEST_MAX_AGE
 from ..model import Cookie
 from ..model import Policy
-from ..receipts import ReceiptNotKept
 from ..state import ConsentState
 from ..state import allows as core_allows
 from ..state import gpc_state

@@ -26,17 +26,15 @@ from flask import request
 from ..exceptions import ConfigurationError
 from ..i18n import Translator
 from ..i18n import load_catalog
-from ..receipts import DEFAULT_RETENTION
-from ..receipts import DurableRecorder
-from ..receipts import Receipt
-from ..receipts import ReceiptStore
-from ..receipts import anonymize_ip
-from ..receipts import open_store
+from ..model import DEFAULT_RETENTION
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
     from ..model import Policy
+    from ..receipts import DurableRecorder
+    from ..receipts import Receipt
+    from ..receipts import ReceiptStore
     from ..state import ConsentState
 
 _IP_MODES = ("truncate", "hash", "none")
@@ -111,6 +109,11 @@ class ReceiptKeeper:
         pid = os.getpid()
         if self._pid == pid and self._recorder is not None:
             return
+        # The storage code loads here, on the first receipt, not at import:
+        # an app pays for it only when it keeps receipts.
+        from ..receipts import DurableRecorder
+        from ..receipts import open_store
+
         with self._lock:
             if self._pid == pid and self._recorder is not None:
                 return
@@ -151,6 +154,9 @@ class ReceiptKeeper:
 
     def receipt(self, state: ConsentState, *, language: str, path: str) -> Receipt:
         """The receipt of ``state``, decided in the current request."""
+        from ..receipts import Receipt
+        from ..receipts import anonymize_ip
+
         return Receipt.from_state(
             state,
             self.policy,

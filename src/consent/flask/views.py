@@ -14,8 +14,8 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ServiceUnavailable
 
+from ..exceptions import ReceiptNotKept
 from ..exceptions import UnknownCategoryError
-from ..receipts import ReceiptNotKept
 from ..state import ACTIONS
 from ..state import ConsentState
 from ..state import decide
