@@ -38,7 +38,11 @@ def new_consent_id() -> str:
     It is never derived from anything about the visitor, so it is not personal
     data by itself; it only links a visitor's receipts together.
     """
-    return secrets.token_urlsafe(16)
+    # An id starting with "-" reads as an option on a command line
+    # (`flask consent show ID`): draw again (1 time in 64).
+    while (consent_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return consent_id
 
 
 @dataclasses.dataclass(frozen=True)
