@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import dataclasses
 import secrets
+import string
 import typing as t
 from datetime import datetime
 from datetime import timedelta
@@ -32,17 +33,18 @@ Action = t.Literal["accept_all", "reject_all", "save"]
 ACTIONS: tuple[Action, ...] = ("accept_all", "reject_all", "save")
 
 
+_ID_START = string.ascii_letters + string.digits
+
+
 def new_consent_id() -> str:
     """Return a new random consent id (128 bits, URL-safe).
 
     It is never derived from anything about the visitor, so it is not personal
     data by itself; it only links a visitor's receipts together.
     """
-    # An id starting with "-" reads as an option on a command line
-    # (`flask consent show ID`): draw again (1 time in 64).
-    while (consent_id := secrets.token_urlsafe(16)).startswith("-"):
-        pass
-    return consent_id
+    # An id starting with "-" would read as an option on a command line
+    # (`flask consent show ID`): the first character is a letter or digit.
+    return secrets.choice(_ID_START) + secrets.token_urlsafe(16)[1:]
 
 
 @dataclasses.dataclass(frozen=True)
