@@ -700,7 +700,7 @@ def test_embed_refused_is_a_placeholder(tmp_path: Path) -> None:
     assert embed_form["attrs"]["action"] == "/consent"
     assert embed_form["fields"].getlist("choice") == ["westlake_map"]
     assert embed_form["fields"]["action"] == "save"
-    load_once, always = embed_form["buttons"]
+    always, load_once = embed_form["buttons"]
     assert "data-consent-load-once" in load_once
     assert "hidden" in load_once
     assert load_once["type"] == "button"

@@ -123,3 +123,236 @@ def context_nojs(browser: Browser) -> cabc.Iterator[BrowserContext]:
     )
     yield context
     context.close()
+
+
+# A small site of our own, beside the demo: one page per layout and theme,
+# with a gated script, a gated embed and a strict Content-Security-Policy.
+
+SITE_CSP = "script-src 'self'; object-src 'none'"
+
+SITE_PAGE = """\
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>West Lake · Hangzhou Digital</title>
+<link rel="stylesheet" href="/site.css">
+{{ consent_head() }}
+{{ consent_script("analytics", src="/analytics.js", data_endpoint="/analytics/hit") }}
+{%- if inline_gated %}
+{{ consent_script("analytics", body="window.inlineGatedRan = true;") }}
+{%- endif %}
+</head>
+<body>
+{%- if banner_first %}{{ consent_banner() }}{% endif %}
+<header class="top"><a href="/">Hangzhou <b>Digital</b></a></header>
+<main>
+<h1 id="headline">West Lake, a walk around the water</h1>
+<p class="lede">Three causeways, a ring of hills and a thousand years of
+poems: an afternoon by the lake that Hangzhou grew around.</p>
+<p>West Lake lies on the western edge of the old city, with hills on three
+sides and the city on the fourth. The Su Causeway crosses it from north to
+south, lined with willows and peach trees; the Bai Causeway runs from the
+Broken Bridge to Solitary Hill. Early in the morning the water is still and
+the pagodas on the far shore show twice, once in the air and once in the
+lake.</p>
+<p>Start at the Broken Bridge, where the snow melts first in winter, and walk
+west along the Bai Causeway. <a href="/page/2">The second part</a> of this
+walk follows the Su Causeway south to the Leifeng Pagoda.</p>
+{{ consent_embed("westlake_map", "/map", title="Map of West Lake", height="320") }}
+<p>The tea villages on the hills above the lake grow Longjing, picked by hand
+in spring. A path climbs from the lake shore through the plantations; it is
+steep in places, and the view back over the water is worth every step.</p>
+<p>In the evening, boats cross to the Three Pools Mirroring the Moon, three
+small stone pagodas standing in the water since the seventeenth century.</p>
+</main>
+<footer class="bottom">
+<p>{{ consent_settings_link() }} · <a href="/consent/declaration">Cookies</a></p>
+</footer>
+</body>
+</html>
+"""
+
+SITE_CSS = """\
+*, *::before, *::after { box-sizing: border-box }
+body { margin: 0; background: #fbfaf7; color: #1d232b;
+  font: 1.125rem/1.7 Charter, "Noto Serif", Georgia, serif }
+.top { padding: 1rem 1.5rem; border-bottom: 1px solid #ddd8cc;
+  font: 600 1.25rem system-ui, sans-serif }
+.top a { color: #0a6660; text-decoration: none }
+main { max-width: 42rem; margin: 0 auto; padding: 2rem 1.5rem 4rem }
+h1 { margin: 0 0 1rem; font-size: 2.25rem; line-height: 1.2 }
+.lede { color: #4a5361; font-size: 1.25rem }
+a { color: #0a6660 }
+iframe { display: block; width: 100%; border: 0 }
+.bottom { padding: 1.5rem; background: #1c2a2d; color: #e6ecea;
+  font-family: system-ui, sans-serif }
+.bottom a { color: #a9e3d9 }
+"""
+
+ANALYTICS_JS = """\
+(function () {
+  var s = document.currentScript;
+  fetch(s.dataset.endpoint, {method: "POST", credentials: "same-origin",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({path: location.pathname})});
+})();
+"""
+
+
+def site_policy() -> t.Any:
+    """The demo's categories: necessary, analytics, embedded media."""
+    from consent import Category
+    from consent import Cookie
+    from consent import Policy
+    from consent import Service
+
+    return Policy(
+        categories=(
+            Category(
+                key="necessary",
+                title="Strictly necessary",
+                description="Remember your cookie choice and protect the form"
+                " you make it with.",
+                required=True,
+            ),
+            Category(
+                key="analytics",
+                title="Analytics",
+                description="Counts page views, so we know which articles are"
+                " read. Nothing is shared with anyone else.",
+                cookies=(
+                    Cookie(
+                        name="_hz_analytics",
+                        provider="Hangzhou Digital",
+                        purpose="Tells repeat visits apart when counting page views.",
+                        duration="13 months",
+                    ),
+                ),
+            ),
+            Category(
+                key="media",
+                title="Embedded media",
+                description="Shows content from other sites, such as the West"
+                " Lake map.",
+                services=(
+                    Service(
+                        key="westlake_map",
+                        title="West Lake map",
+                        description="A map of West Lake from the map provider.",
+                        provider="West Lake Maps",
+                        cookies=(
+                            Cookie(
+                                name="wl_map_pref",
+                                provider="West Lake Maps",
+                                purpose="Remembers how you last looked at the map.",
+                                duration="1 year",
+                                party="third",
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        controller="Hangzhou Digital",
+    )
+
+
+def make_site(
+    instance_path: str,
+    *,
+    csp: str | None = SITE_CSP,
+    banner_first: bool = False,
+    **config: t.Any,
+) -> t.Any:
+    """A one-article site with the banner, a gated script and a gated map.
+
+    ``banner_first=True`` renders the banner right after ``<body>``; without
+    it the extension injects it. ``/analytics/hit`` counts a view and sets
+    ``_hz_analytics``, only with consent. ``csp`` is sent on every response;
+    ``csp="nonce"`` sends ``script-src 'nonce-…'`` with a fresh nonce per
+    request, and the page gets an inline gated script too.
+    """
+    import secrets
+
+    from flask import Flask
+    from flask import Response
+    from flask import g
+    from flask import render_template_string
+
+    from consent.flask import Consent
+    from consent.flask import current
+
+    app = Flask("site", instance_path=instance_path)
+    app.config.update(SECRET_KEY="browser-site-secret-key-0123456789abcdef", **config)
+    Consent(app, site_policy())
+    hits: list[str] = []
+    app.extensions["site_hits"] = hits
+
+    @app.get("/")
+    @app.get("/page/<int:number>")
+    def page(number: int = 1) -> str:
+        return render_template_string(
+            SITE_PAGE, banner_first=banner_first, inline_gated=csp == "nonce"
+        )
+
+    @app.get("/site.css")
+    def site_css() -> Response:
+        return Response(SITE_CSS, mimetype="text/css")
+
+    @app.get("/analytics.js")
+    def analytics_js() -> Response:
+        return Response(ANALYTICS_JS, mimetype="text/javascript")
+
+    @app.get("/map")
+    def map_page() -> Response:
+        return Response(
+            "<!doctype html><title>Map</title><p>West Lake map</p>",
+            mimetype="text/html",
+        )
+
+    @app.post("/analytics/hit")
+    def analytics_hit() -> Response:
+        response = Response(status=204)
+        if current.allows("analytics"):
+            hits.append("hit")
+            response.set_cookie("_hz_analytics", "v1", max_age=3600, httponly=True)
+        return response
+
+    if csp == "nonce":
+
+        @app.before_request
+        def _nonce() -> None:
+            g.csp_nonce = secrets.token_urlsafe(16)
+
+    if csp:
+
+        @app.after_request
+        def _csp(response: Response) -> Response:
+            policy = csp
+            if csp == "nonce":
+                policy = f"script-src 'nonce-{g.csp_nonce}'; object-src 'none'"
+            response.headers["Content-Security-Policy"] = policy
+            return response
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def site(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> cabc.Iterator[cabc.Callable[..., str]]:
+    """``site(**config)``: the URL of a :func:`make_site` app, one per config."""
+    servers: dict[str, LiveServer] = {}
+
+    def start(**config: t.Any) -> str:
+        key = repr(sorted(config.items()))
+        if key not in servers:
+            folder = tmp_path_factory.mktemp("site")
+            servers[key] = serve(make_site(str(folder), **config))
+        return servers[key].url
+
+    yield start
+    for server in servers.values():
+        server.stop()

@@ -932,12 +932,12 @@ def _inject_banner(rc: RequestConsent, response: Response) -> None:
         markup = _asset_tags(css=False)
         at = _last_body_end(body)
     else:
+        # First in <body>, whatever the layout (CSS places the fixed ones):
+        # keyboard and screen-reader users meet the choice before the page
+        # (WCAG 2.4.3), and the inline layout is in the flow from first paint.
         markup = consent_banner()
-        if rc.layout == "inline":
-            found = _BODY_START.search(body)
-            at = found.end() if found else None
-        else:
-            at = _last_body_end(body)
+        found = _BODY_START.search(body)
+        at = found.end() if found else _last_body_end(body)
     if at is None:
         return
     response.set_data(body[:at] + str(markup).encode() + body[at:])

@@ -1,11 +1,12 @@
-/* consent: optional, the forms work without it; see docs/templates.md */
+/* consent: optional; see docs/templates.md */
 (() => {
   const d = document,
     api = new URL("..", d.currentScript.src).href.slice(0, -1),
     all = (s) => [...d.querySelectorAll(s)],
     one = (s) => d.querySelector(s);
 
-  const frame = (e, f = d.createElement("iframe")) => {
+  const frame = (e) => {
+    const f = d.createElement("iframe");
     for (const [k, v] of Object.entries(JSON.parse(e.dataset.consentAttrs))) f.setAttribute(k, v);
     f.src = e.dataset.consentSrc;
     e.replaceWith(f);
@@ -23,7 +24,7 @@
       o.dataset.consentSrc ? (n.src = o.dataset.consentSrc) : (n.text = o.text);
       o.replaceWith(n);
     }
-    all("[data-consent-embed]").filter(ok).map((e) => frame(e));
+    all("[data-consent-embed]").filter(ok).map(frame);
     d.dispatchEvent(new CustomEvent("consent:change", { detail: state }));
   };
 
@@ -64,5 +65,5 @@
   one(".consent-preferences") && prefs();
   navigator.globalPrivacyControl && !one(".consent-gpc") &&
     fetch(api).then((r) => r.json())
-      .then((s) => s.gpc || post(s.csrf_token, { action: "reject_all", method: "gpc" }));
+      .then((s) => s.gpc || post(s.csrf_token, { action: "reject_all", method: "gpc_js" }));
 })();
