@@ -29,7 +29,7 @@ chromium: $(CHROMIUM)
 # banners the budget bench compares against.
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
 # PostgreSQL tests need the local server (trust auth, database "test").

@@ -25,6 +25,8 @@ BENCHMARKS = (
     ("decode", "2. Cookie decode vs Flask session load"),
     ("wsgi", "3. Requests/second under gunicorn + wrk"),
     ("import_time", "4. Import time on top of Flask"),
+    ("banner_budget", "5. Banner budget against vanilla-cookieconsent and Klaro"),
+    ("receipts", "6. Receipts: consent posts and a 1,000,000-receipt export"),
 )
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 PACKAGES = ("flask", "werkzeug", "itsdangerous", "jinja2", "gunicorn", "cookie-consent")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import dataclasses
 import functools
+import hashlib
 import logging
 import re
 import typing as t
@@ -12,6 +13,7 @@ import weakref
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from importlib import resources
 
 from flask import current_app
 from flask import g
@@ -698,7 +700,16 @@ def _requires_page(rc: RequestConsent, key: str) -> Response:
 
 
 def _asset_url(filename: str) -> str:
-    return url_for("consent.static", filename=filename)
+    # A version in the URL lets browsers keep the file for a year (see
+    # views.ConsentBlueprint) and still fetch a new release at once.
+    return url_for("consent.static", filename=filename, v=asset_version(filename))
+
+
+@functools.cache
+def asset_version(filename: str) -> str:
+    """A short hash of a static file's content, for cache-busting URLs."""
+    path = resources.files("consent") / "static" / "consent" / filename
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
 
 
 def consent_head() -> Markup:

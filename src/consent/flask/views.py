@@ -40,7 +40,22 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-bp = Blueprint(
+
+class ConsentBlueprint(Blueprint):
+    """The blueprint, serving versioned static files for a year.
+
+    ``consent.css`` and ``consent.js`` are linked with ``?v=<content hash>``:
+    a new release changes the URL, so the browser can keep each version
+    without asking again. Unversioned requests keep Flask's default.
+    """
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        if request.args.get("v"):
+            return 365 * 24 * 3600
+        return super().get_send_file_max_age(filename)
+
+
+bp = ConsentBlueprint(
     "consent",
     __name__,
     template_folder="../templates",

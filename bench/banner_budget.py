@@ -1,0 +1,719 @@
+"""What the banner costs a page, against the same page without one and two peers.
+
+Pages with the same article (``bench/peers/article.html`` and its stylesheet
+``article.css``), loaded in one headless Chromium, after a warm-up round, in
+rounds that load every page once, in an order shuffled from round to round
+(seeded). Medians of the per-round figures, and of the per-round differences
+to the same page without a banner, are reported:
+
+- ``none``: the article alone, and ``none, again``: the same page, to show
+  how far apart two identical pages measure on the machine;
+- ``consent`` and ``consent inline``: the same article served by a Flask app
+  with :class:`~consent.flask.Consent`, ``consent_head()`` in ``<head>`` and
+  the banner the extension puts in (layouts ``bar`` and ``inline``);
+- ``vanilla-cookieconsent`` and ``klaro``: the article set up as each peer's
+  documentation shows (``bench/peers/*.html`` and their config files), the
+  library files served from ``node_modules`` (``npm ci`` installs them);
+- ``none, no stylesheet`` and ``consent, no stylesheet``: the article with its
+  CSS in a ``<style>`` element, so that the banner's stylesheet is the only
+  request before first paint: the worst case for first paint.
+
+Every load is a first visit: the HTTP cache is off (DevTools'
+``Network.setCacheDisabled``) and cookies are cleared, and the tab goes
+through ``about:blank`` between pages. Everything is served from 127.0.0.1 by
+werkzeug, every page rendered by Flask from a template compiled once, and
+Chromium resolves every host name to loopback.
+vanilla-cookieconsent hides itself from automated browsers (its
+``hideFromBots`` option, on by default), so pages are told that no WebDriver
+is in control, as an ordinary visitor's browser says.
+
+Measured on each load, from an init script:
+
+- first contentful paint (``performance.getEntriesByType("paint")``);
+- when the banner is first painted: Element Timing on every element of the
+  banner (the attribute is set by a MutationObserver before the banner
+  paints), which Chromium times exactly like first contentful paint, so the
+  two compare: equal means the banner is in the first paint;
+- whether its buttons are usable then: a ``requestAnimationFrame`` loop notes
+  the first frame with the banner on screen, the least opacity of its
+  controls (with their ancestors') and the animations and transitions
+  running on it (``document.getAnimations()``), and the first frame in which
+  it is fully usable (opacity 1, nothing running);
+- layout shifts (a buffered ``layout-shift`` PerformanceObserver).
+
+Bytes come from the warm-up round: the HTML a banner adds to the page (the
+difference from the article alone), and each extra response it loads, each
+compressed with gzip -9; extra requests are counted with their caching.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import gzip
+import json
+import os
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+import typing as t
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask
+from flask import Response
+from flask import abort
+from flask import render_template
+from flask import send_from_directory
+from playwright.sync_api import Page as Tab
+from playwright.sync_api import ViewportSize
+from playwright.sync_api import sync_playwright
+from werkzeug.serving import make_server
+
+from consent import Category
+from consent import Cookie
+from consent import Policy
+from consent import Service
+from consent.flask import Consent
+
+from .common import Goal
+from .common import goal
+from .common import median
+from .common import print_goals
+
+ROUNDS = int(os.environ.get("BENCH_BANNER_ROUNDS", "11"))
+#: How long to keep watching for layout shifts once the banner is usable.
+SETTLE_MS = 250
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = Path(__file__).resolve().parent / "peers"
+NODE_MODULES = ROOT / "node_modules"
+PACKAGES = ("vanilla-cookieconsent", "klaro")
+#: The only files the peer pages may load from node_modules.
+PEER_FILES = ("vanilla-cookieconsent/dist/", "klaro/dist/")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * 127.0.0.1",
+]
+
+#: The goals of issue 3, section 7.
+GOAL_BYTES = 3000
+GOAL_REQUESTS = 2
+GOAL_PAINT_DELAY_MS = 5.0
+
+#: Figures quoted in the issue (gzip -9), beside the ones measured here.
+QUOTED = {
+    "vanilla-cookieconsent": "15.5 KB in 2 requests",
+    "klaro": "68.9 KB",
+}
+
+NOT_AUTOMATED = (
+    "Object.defineProperty(Navigator.prototype, 'webdriver',"
+    " {get: () => false, configurable: true})"
+)
+
+#: Runs first in every document; ``SELECTORS`` maps a page's URL to the
+#: selector of its banner.
+PROBE = """
+(() => {
+  const selector = SELECTORS[location.origin + location.pathname] || null;
+  const B = (window.budget = {
+    visible: null, usable: null, shifts: [], elements: [], done: false, timeout: false,
+  });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (!e.hadRecentInput) B.shifts.push(e.value);
+  }).observe({type: "layout-shift", buffered: true});
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) B.elements.push(e.renderTime || e.loadTime);
+  }).observe({type: "element", buffered: true});
+  if (selector) new MutationObserver(() => {
+    for (const e of document.querySelectorAll(`${selector}, ${selector} *`))
+      if (!e.hasAttribute("elementtiming")) e.setAttribute("elementtiming", "banner");
+  }).observe(document, {childList: true, subtree: true});
+  const opacity = (e) => {
+    let o = 1;
+    for (let n = e; n instanceof Element; n = n.parentElement)
+      o *= +getComputedStyle(n).opacity;
+    return o;
+  };
+  const running = (el) => document.getAnimations().filter((a) => {
+    const target = a.effect && a.effect.target;
+    return a.playState === "running" && target instanceof Element
+      && (el.contains(target) || target.contains(el));
+  }).length;
+  const painted = () => performance.getEntriesByType("paint")
+    .some((p) => p.name === "first-contentful-paint");
+  const tick = (ts) => {
+    const el = selector && document.querySelector(selector);
+    if (el) {
+      const r = el.getBoundingClientRect();
+      const shown = r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0
+        && r.top < innerHeight && r.left < innerWidth
+        && getComputedStyle(el).visibility !== "hidden";
+      const least = shown ? Math.min(
+        opacity(el), ...[...el.querySelectorAll("button, a[href]")].map(opacity)) : 0;
+      if (least > 0) {
+        const moving = running(el);
+        if (!B.visible) B.visible = {t: ts, opacity: least, animations: moving};
+        if (!B.usable && least >= 1 && moving === 0) B.usable = {t: ts};
+      }
+    }
+    B.done = (!selector || (!!B.usable && B.elements.length > 0)) && painted()
+      && document.readyState === "complete";
+    if (!B.done && performance.now() > 10000) B.done = B.timeout = true;
+    if (!B.done) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();
+"""
+
+COLLECT = """
+() => {
+  const B = window.budget;
+  const paint = Object.fromEntries(
+    performance.getEntriesByType("paint").map((p) => [p.name, p.startTime]));
+  return {
+    fcp: paint["first-contentful-paint"] ?? null,
+    banner_paint: B.elements.length ? Math.min(...B.elements) : null,
+    visible: B.visible,
+    usable: B.usable,
+    timeout: B.timeout,
+    cls: B.shifts.reduce((a, b) => a + b, 0),
+    response_start: performance.getEntriesByType("navigation")[0].responseStart,
+    blocking: performance.getEntriesByType("resource")
+      .filter((r) => r.renderBlockingStatus === "blocking")
+      .map((r) => [new URL(r.name).pathname, r.responseEnd]),
+  };
+}
+"""
+
+
+class Page(t.NamedTuple):
+    label: str
+    url: str
+    #: The banner's element; None for a page without a banner.
+    selector: str | None
+    #: The page without a banner that this one is compared with.
+    baseline: str
+
+
+def bench_policy() -> Policy:
+    """The categories the peer pages are set up with: necessary, analytics,
+    embedded media."""
+    return Policy(
+        categories=(
+            Category(
+                key="necessary",
+                title="Strictly necessary",
+                description="Remember your cookie choice and protect the form"
+                " you make it with.",
+                required=True,
+            ),
+            Category(
+                key="analytics",
+                title="Analytics",
+                description="Counts page views, so we know which articles are"
+                " read. Nothing is shared with anyone else.",
+                cookies=(
+                    Cookie(
+                        name="_hz_analytics",
+                        provider="Hangzhou Digital",
+                        purpose="Tells repeat visits apart when counting page views.",
+                        duration="13 months",
+                    ),
+                ),
+            ),
+            Category(
+                key="media",
+                title="Embedded media",
+                description="Shows content from other sites, such as the West"
+                " Lake map.",
+                services=(
+                    Service(
+                        key="westlake_map",
+                        title="West Lake map",
+                        description="A map of West Lake from the map provider.",
+                        provider="West Lake Maps",
+                    ),
+                ),
+            ),
+        ),
+        controller="Hangzhou Digital",
+    )
+
+
+def article(*, stylesheet: bool = True) -> str:
+    """The article page; without ``stylesheet``, its CSS is in the page."""
+    html = (PEERS / "article.html").read_text(encoding="utf-8")
+    if stylesheet:
+        return html
+    css = (PEERS / "article.css").read_text(encoding="utf-8")
+    return html.replace(
+        '<link rel="stylesheet" href="article.css">\n', f"<style>\n{css}</style>\n"
+    )
+
+
+def consent_app(layout: str, instance_path: str, *, stylesheet: bool = True) -> Flask:
+    """The article with the banner, as an app using the extension serves it."""
+    app = Flask("banner_budget", instance_path=instance_path)
+    app.config.update(
+        SECRET_KEY="bench-banner-secret-key-5e0c7a93b1d2",
+        CONSENT_LAYOUT=layout,
+        CONSENT_RECEIPTS_URL=None,
+    )
+    Consent(app, bench_policy())
+    # Compiled once, as an app's template cache does.
+    template = app.jinja_env.from_string(
+        article(stylesheet=stylesheet).replace(
+            "</head>", "{{ consent_head() }}\n</head>", 1
+        )
+    )
+
+    @app.get("/")
+    def page() -> str:
+        return render_template(template)
+
+    @app.get("/article.css")
+    def article_css() -> Response:
+        return send_from_directory(PEERS, "article.css")
+
+    return app
+
+
+def peers_app() -> Flask:
+    """The article alone and with each peer, rendered from templates compiled
+    once like the app with the extension renders its page, so that the
+    server's part of first paint is alike; the files they load as static
+    files."""
+    app = Flask("banner_budget_peers")
+    templates = {
+        path.name: app.jinja_env.from_string(path.read_text(encoding="utf-8"))
+        for path in PEERS.glob("*.html")
+    }
+    templates["article-no-stylesheet.html"] = app.jinja_env.from_string(
+        article(stylesheet=False)
+    )
+
+    @app.get("/node_modules/<path:path>")
+    def node_modules(path: str) -> Response:
+        if not path.startswith(PEER_FILES):
+            abort(404)
+        return send_from_directory(NODE_MODULES, path)
+
+    @app.get("/<name>")
+    def peer(name: str) -> str | Response:
+        if name in templates:
+            return render_template(templates[name])
+        return send_from_directory(PEERS, name)
+
+    return app
+
+
+class Server:
+    """A WSGI app served in a thread on 127.0.0.1."""
+
+    def __init__(self, app: Flask) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def gz(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def added_html(base: str, html: str) -> str:
+    """What ``html`` has that ``base`` has not."""
+    matcher = difflib.SequenceMatcher(None, base, html, autojunk=False)
+    return "".join(
+        html[j1:j2]
+        for op, _, _, j1, j2 in matcher.get_opcodes()
+        if op in ("insert", "replace")
+    )
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    """The first and third quartiles."""
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
+
+
+def caching(headers: dict[str, str]) -> str:
+    """``fresh`` (reused without asking), ``revalidated`` (a conditional
+    request each time) or ``none``."""
+    control = headers.get("cache-control", "").lower()
+    if "no-store" in control:
+        return "none"
+    age = re.search(r"max-age=(\d+)", control)
+    if age and int(age.group(1)) > 0 and "no-cache" not in control:
+        return "fresh"
+    if "etag" in headers or "last-modified" in headers:
+        return "revalidated"
+    return "none"
+
+
+def visit(tab: Tab, page: Page) -> dict[str, t.Any]:
+    """One first visit of ``page``: empty cache, no cookies."""
+    tab.context.clear_cookies()
+    tab.goto("about:blank")
+    tab.goto(page.url, wait_until="load")
+    tab.wait_for_function("() => window.budget.done", timeout=15000)
+    tab.wait_for_timeout(SETTLE_MS)
+    timings: dict[str, t.Any] = tab.evaluate(COLLECT)
+    if timings["timeout"]:
+        raise RuntimeError(
+            f"{page.label} ({page.url}): no first paint, or the banner was not"
+            " painted and usable, within 10 s."
+        )
+    return timings
+
+
+def weigh(
+    base_html: str, responses: list[dict[str, t.Any]], base_paths: set[str]
+) -> dict[str, t.Any]:
+    """Bytes and requests a banner adds to the page."""
+    document = next(r for r in responses if r["type"] == "document")
+    html = added_html(base_html, document["body"].decode("utf-8"))
+    files = [
+        r
+        for r in responses
+        if r is not document
+        and r["path"] not in base_paths
+        and r["path"] != "/favicon.ico"
+    ]
+    parts = {"HTML": gz(html.encode())} if html.strip() else {}
+    parts.update({r["path"]: gz(r["body"]) for r in files})
+    kinds = [caching(r["headers"]) for r in files]
+    return {
+        "gzip_bytes": sum(parts.values()),
+        "parts": parts,
+        "library_gzip_bytes": sum(
+            v for k, v in parts.items() if k.startswith("/node_modules/")
+        ),
+        "requests": len(files),
+        "cacheable_requests": sum(k != "none" for k in kinds),
+        "fresh_requests": kinds.count("fresh"),
+        "cache_control": {r["path"]: r["headers"].get("cache-control") for r in files},
+        "added_html": html,
+    }
+
+
+def measure(pages: list[Page]) -> tuple[str, dict[str, t.Any], dict[str, t.Any]]:
+    """Chromium's version, the responses of the warm-up round and the
+    timings of every round, by page."""
+    selectors = {p.url: p.selector for p in pages if p.selector}
+    responses: dict[str, list[dict[str, t.Any]]] = {}
+    samples: dict[str, list[dict[str, t.Any]]] = {p.label: [] for p in pages}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            context.add_init_script(NOT_AUTOMATED)
+            context.add_init_script(
+                f"const SELECTORS = {json.dumps(selectors)};{PROBE}"
+            )
+            tab = context.new_page()
+            cdp = context.new_cdp_session(tab)
+            cdp.send("Network.enable")
+            cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+            seen: list[t.Any] = []
+
+            def record(response: t.Any) -> None:
+                seen.append(response)
+
+            tab.on("response", record)
+            for page in pages:
+                seen.clear()
+                visit(tab, page)
+                responses[page.label] = [
+                    {
+                        "path": urlsplit(r.url).path,
+                        "type": r.request.resource_type,
+                        "headers": r.all_headers(),
+                        "body": r.body(),
+                    }
+                    for r in seen
+                    if r.status == 200 and r.url.startswith("http")
+                ]
+            tab.remove_listener("response", record)
+            order = list(pages)
+            for round_ in range(ROUNDS):
+                # Shuffled, not rotated: a page is never always loaded after
+                # the same one.
+                random.Random(round_).shuffle(order)
+                for page in order:
+                    samples[page.label].append(visit(tab, page))
+            return browser.version, responses, samples
+        finally:
+            browser.close()
+
+
+def run() -> dict[str, t.Any]:
+    for package in PACKAGES:
+        if not (NODE_MODULES / package / "package.json").is_file():
+            raise RuntimeError(
+                f"node_modules/{package} is missing: run `npm ci` in {ROOT}."
+            )
+    versions = {
+        package: json.loads(
+            (NODE_MODULES / package / "package.json").read_text(encoding="utf-8")
+        )["version"]
+        for package in PACKAGES
+    }
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as instance:
+        servers = {
+            "peers": Server(peers_app()),
+            "bar": Server(consent_app("bar", instance)),
+            "inline": Server(consent_app("inline", instance)),
+            "bare": Server(consent_app("bar", instance, stylesheet=False)),
+        }
+        static = servers["peers"].url
+        pages = [
+            Page("none", f"{static}/article.html", None, "none"),
+            # The same page again: how far apart two identical pages measure.
+            Page("none, again", f"{static}/article.html?again", None, "none"),
+            Page("consent", servers["bar"].url + "/", "#cookie-consent", "none"),
+            Page(
+                "consent inline",
+                servers["inline"].url + "/",
+                "#cookie-consent",
+                "none",
+            ),
+            Page(
+                "vanilla-cookieconsent",
+                f"{static}/vanilla-cookieconsent.html",
+                "#cc-main .cm",
+                "none",
+            ),
+            Page("klaro", f"{static}/klaro.html", "#klaro .cookie-notice", "none"),
+            Page(
+                "none, no stylesheet",
+                f"{static}/article-no-stylesheet.html",
+                None,
+                "none, no stylesheet",
+            ),
+            Page(
+                "consent, no stylesheet",
+                servers["bare"].url + "/",
+                "#cookie-consent",
+                "none, no stylesheet",
+            ),
+        ]
+        try:
+            chromium, responses, samples = measure(pages)
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    results: dict[str, dict[str, t.Any]] = {}
+    for page in pages:
+        rounds = samples[page.label]
+        fcps = [r["fcp"] for r in rounds]
+        base = [r["fcp"] for r in samples[page.baseline]]
+        entry: dict[str, t.Any] = {
+            "url_path": urlsplit(page.url).path,
+            "fcp_ms": median(fcps),
+            "fcp_minus_baseline_ms": median(
+                a - b for a, b in zip(fcps, base, strict=True)
+            ),
+            "baseline": page.baseline,
+            "response_start_ms": median(r["response_start"] for r in rounds),
+            "fcp_minus_baseline_quartiles_ms": _quartiles(
+                [a - b for a, b in zip(fcps, base, strict=True)]
+            ),
+            "render_blocking": sorted({path for path, _ in rounds[0]["blocking"]}),
+            "render_blocking_done_ms": median(
+                max((end for _, end in r["blocking"]), default=0.0) for r in rounds
+            ),
+            "cls_max": max(r["cls"] for r in rounds),
+            "rounds": rounds,
+        }
+        if page.selector:
+            base_html = article(stylesheet=page.baseline == "none")
+            base_paths = {
+                r["path"] for r in responses[page.baseline] if r["type"] != "document"
+            }
+            entry.update(weigh(base_html, responses[page.label], base_paths))
+            base_blocking = results[page.baseline]["render_blocking"]
+            entry["render_blocking_added"] = [
+                p for p in entry["render_blocking"] if p not in base_blocking
+            ]
+            after = [r["banner_paint"] - r["fcp"] for r in rounds]
+            wait = [r["usable"]["t"] - r["visible"]["t"] for r in rounds]
+            entry.update(
+                banner_paint_ms=median(r["banner_paint"] for r in rounds),
+                banner_after_fcp_ms=median(after),
+                banner_after_fcp_worst_ms=max(after),
+                rounds_banner_in_first_paint=sum(a <= 0 for a in after),
+                fade_ms=median(wait),
+                fade_worst_ms=max(wait),
+                least_opacity_when_first_shown=min(
+                    r["visible"]["opacity"] for r in rounds
+                ),
+                most_animations_when_first_shown=max(
+                    r["visible"]["animations"] for r in rounds
+                ),
+            )
+        results[page.label] = entry
+    elapsed = time.monotonic() - started
+    report(pages, results, versions, chromium, elapsed)
+
+    ours = results["consent"]
+    bare = results["consent, no stylesheet"]
+    goals: list[Goal] = [
+        goal(
+            "banner bytes (HTML+CSS+JS, gzip -9)",
+            ours["gzip_bytes"] / 1000,
+            GOAL_BYTES / 1000,
+            fmt=".2f",
+            unit=" KB",
+        ),
+        goal("banner requests", ours["requests"], GOAL_REQUESTS, fmt="d"),
+        goal(
+            "banner requests not cacheable",
+            ours["requests"] - ours["cacheable_requests"],
+            0,
+            fmt="d",
+        ),
+        goal(
+            "banner painted after first paint",
+            max(ours["banner_after_fcp_worst_ms"], 0.0),
+            0.0,
+            fmt=".1f",
+            unit=" ms",
+        ),
+        goal(
+            "first paint vs no banner",
+            ours["fcp_minus_baseline_ms"],
+            GOAL_PAINT_DELAY_MS,
+            fmt=".1f",
+            unit=" ms",
+        ),
+        goal(
+            "first paint vs no banner, no page CSS",
+            bare["fcp_minus_baseline_ms"],
+            GOAL_PAINT_DELAY_MS,
+            fmt=".1f",
+            unit=" ms",
+        ),
+        goal(
+            "wait until buttons usable",
+            ours["fade_worst_ms"],
+            0.0,
+            fmt=".1f",
+            unit=" ms",
+        ),
+        goal("layout shift, bar", ours["cls_max"], 0.0, fmt=".4f"),
+        goal(
+            "layout shift, inline",
+            results["consent inline"]["cls_max"],
+            0.0,
+            fmt=".4f",
+        ),
+    ]
+    print_goals(goals)
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "chromium": chromium,
+        "versions": versions,
+        "rounds": ROUNDS,
+        "viewport": VIEWPORT,
+        "pages": results,
+        "quoted": QUOTED,
+        "goals": goals,
+    }
+
+
+def report(
+    pages: list[Page],
+    results: dict[str, dict[str, t.Any]],
+    versions: dict[str, str],
+    chromium: str,
+    elapsed: float,
+) -> None:
+    ours = results["consent"]
+    print(
+        f"  {ROUNDS} rounds (+1 warm-up) of {len(pages)} first visits, Chromium"
+        f" {chromium}, {VIEWPORT['width']}x{VIEWPORT['height']}, {elapsed:.0f} s;"
+        " medians"
+    )
+    print(
+        f"  {'page':<28}{'adds':>10}{'×ours':>7}{'requests':>10}{'FCP':>9}"
+        f"{'vs none':>9}{'banner':>9}{'fade':>8}{'CLS':>7}"
+    )
+    for page in pages:
+        r = results[page.label]
+        name = page.label
+        if name in versions:
+            name = f"{name} {versions[name]}"
+        cells = ["—"] * 5
+        if page.selector:
+            cells = [
+                f"{r['gzip_bytes'] / 1000:.2f} KB",
+                f"{r['gzip_bytes'] / ours['gzip_bytes']:.1f}",
+                f"{r['requests']} ({r['fresh_requests']}f"
+                f"{r['cacheable_requests'] - r['fresh_requests']}r)",
+                f"{r['banner_after_fcp_ms']:+.0f}",
+                f"{r['fade_ms']:.0f}",
+            ]
+        vs = (
+            "—" if page.label == page.baseline else f"{r['fcp_minus_baseline_ms']:+.1f}"
+        )
+        print(
+            f"  {name:<28}{cells[0]:>10}{cells[1]:>7}{cells[2]:>10}"
+            f"{r['fcp_ms']:>9.1f}{vs:>9}{cells[3]:>9}{cells[4]:>8}"
+            f"{r['cls_max']:>7.3f}"
+        )
+    print(
+        "  adds: HTML, CSS and JS the banner adds, each gzip -9 (KB = 1000 B);"
+        " requests: extra requests, f = fresh from cache, r = revalidated each"
+        " time; FCP: first contentful paint, ms; vs none: paired difference to"
+        " the same page without a banner, ms; banner: its first paint minus"
+        " FCP, ms (0 = in the first paint); fade: ms from on screen to usable;"
+        " CLS: worst round"
+    )
+    for label in ("consent", "vanilla-cookieconsent", "klaro"):
+        r = results[label]
+        parts = ", ".join(f"{k} {v} B" for k, v in r["parts"].items())
+        quoted = f" (quoted in the issue: {QUOTED[label]})" if label in QUOTED else ""
+        print(f"  {label}: {parts}; library files {r['library_gzip_bytes']} B{quoted}")
+    for label in ("none, again", "consent", "consent, no stylesheet"):
+        r = results[label]
+        q1, q3 = r["fcp_minus_baseline_quartiles_ms"]
+        blocking = ", ".join(r.get("render_blocking_added", [])) or "none"
+        print(
+            f"  {label}: first paint vs {r['baseline']}, per round: median"
+            f" {r['fcp_minus_baseline_ms']:+.1f} ms, quartiles {q1:+.1f} and"
+            f" {q3:+.1f} ms; render-blocking requests added: {blocking}"
+        )
+    print(
+        "  consent's files: "
+        + ", ".join(f"{k}: Cache-Control {v}" for k, v in ours["cache_control"].items())
+    )
+
+
+if __name__ == "__main__":
+    run()
