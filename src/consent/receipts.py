@@ -1403,14 +1403,14 @@ class DurableRecorder:
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._state_lock:
             if not self._workers:
-                for n in range(4):
-                    worker = threading.Thread(
-                        target=self._work,
-                        name=f"consent-receipt-writer-{n}",
-                        daemon=True,
-                    )
-                    worker.start()
-                    self._workers.append(worker)
+                # One writer: it commits everything that queued up while its
+                # last commit ran (group commit), and never competes with a
+                # sibling for the database's write lock.
+                worker = threading.Thread(
+                    target=self._work, name="consent-receipt-writer", daemon=True
+                )
+                worker.start()
+                self._workers.append(worker)
         self._jobs.put((receipt, future))
         return future
 

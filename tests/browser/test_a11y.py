@@ -75,7 +75,8 @@ FOCUS = """
   return {
     id: ids.get(e),
     element: describe(e),
-    action: e.dataset.consentAction || null,
+    action: (e.tagName === "BUTTON" && e.value)
+      || (e.getAttribute("form") === "consent-customize" ? "customize" : null),
     shown: !!hit && (hit === e || e.contains(hit)),
     hit: hit && banner && banner.contains(hit) && !banner.contains(e)
       ? "the banner (" + describe(hit) + ")" : describe(hit),
