@@ -3,10 +3,14 @@ from __future__ import annotations
 import collections.abc as cabc
 import itertools
 import re
+import subprocess
+import time
 import typing as t
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask import render_template_string
 
@@ -155,3 +159,50 @@ def csrf_token() -> cabc.Callable[[str], str]:
 def policy_factory() -> cabc.Callable[..., Policy]:
     """The test policy with more analytics cookies: ``policy_factory(*cookies)``."""
     return make_policy
+
+
+# PostgreSQL: a throwaway role per test, with a schema of its own.
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def wait_for_postgres(limit: float = 30.0) -> None:
+    """Other suites restart the server to test outages: wait for it."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        ready = subprocess.run(
+            ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 did not answer in time.")
+
+
+@pytest.fixture
+def pg_role() -> t.Iterator[str]:
+    """A role with a schema of the same name: its default search path
+    ("$user", public) puts the keeper's tables there, apart from the tables
+    of other tests, and dropping both cleans up."""
+    name = f"consent_role_{uuid.uuid4().hex[:12]}"
+    wait_for_postgres()
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {name} LOGIN"))
+        conn.execute(sa.text(f"CREATE SCHEMA {name} AUTHORIZATION {name}"))
+    admin.dispose()
+    try:
+        yield name
+    finally:
+        wait_for_postgres()
+        with admin.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE usename = :name"
+                ),
+                {"name": name},
+            )
+            conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+            conn.execute(sa.text(f"DROP ROLE {name}"))
+        admin.dispose()

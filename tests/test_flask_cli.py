@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 import typing as t
 import uuid
 from datetime import datetime
@@ -19,7 +18,6 @@ from datetime import timezone
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from consent import Policy
@@ -35,7 +33,6 @@ from consent.testing import choose
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
 PAGE = "<!doctype html><html><head><title>Home</title></head><body>Hi</body></html>"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def make_app(policy: Policy, instance: Path, **config: t.Any) -> Flask:
@@ -670,48 +667,6 @@ def test_purge_shows_progress_on_a_terminal(cli_instance: Path) -> None:
 
 
 # PostgreSQL
-
-
-def wait_for_postgres(limit: float = 30.0) -> None:
-    """Other suites restart the server to test outages: wait for it."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        ready = subprocess.run(
-            ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False
-        )
-        if ready.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 did not answer in time.")
-
-
-@pytest.fixture
-def pg_role() -> t.Iterator[str]:
-    """A role with a schema of the same name: its default search path
-    ("$user", public) puts the keeper's tables there, apart from the tables
-    of other tests, and dropping both cleans up."""
-    name = f"consent_cli_{uuid.uuid4().hex[:12]}"
-    wait_for_postgres()
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE ROLE {name} LOGIN"))
-        conn.execute(sa.text(f"CREATE SCHEMA {name} AUTHORIZATION {name}"))
-    admin.dispose()
-    try:
-        yield name
-    finally:
-        wait_for_postgres()
-        with admin.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE usename = :name"
-                ),
-                {"name": name},
-            )
-            conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
-            conn.execute(sa.text(f"DROP ROLE {name}"))
-        admin.dispose()
 
 
 @pytest.mark.postgres

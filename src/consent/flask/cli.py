@@ -37,6 +37,7 @@ if t.TYPE_CHECKING:
     from ..receipts import Receipt
     from ..receipts import ReceiptStore
     from ..receipts import Stats
+    from .extension import _AppSettings
     from .recording import ReceiptKeeper
 
 #: The ``flask consent`` command group.
@@ -220,15 +221,20 @@ def export_chunks(
         yield "".join(parts)
 
 
-def _keeper() -> ReceiptKeeper:
+def _settings() -> _AppSettings:
+    """The extension's settings for the app the command runs in."""
     ext = current_app.extensions.get("consent")
     if ext is None:
         raise click.ClickException(
             "Consent is not set up on this app: call Consent(app, policy) in the"
             " app that FLASK_APP names."
         )
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    keeper: ReceiptKeeper | None = ext.settings(app).receipts
+    settings: _AppSettings = ext.settings(current_app._get_current_object())  # type: ignore[attr-defined]
+    return settings
+
+
+def _keeper() -> ReceiptKeeper:
+    keeper: ReceiptKeeper | None = _settings().receipts
     if keeper is None:
         raise click.ClickException(_RECEIPTS_OFF)
     return keeper
@@ -725,14 +731,7 @@ def check_command() -> None:
     prints what visitors are told, per category, and tells whether the
     receipt store answers.
     """
-    ext = current_app.extensions.get("consent")
-    if ext is None:
-        raise click.ClickException(
-            "Consent is not set up on this app: call Consent(app, policy) in the"
-            " app that FLASK_APP names."
-        )
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = ext.settings(app)
+    settings = _settings()
     policy: Policy = settings.policy
     try:
         # Building the policy again runs every check it passed at import.
@@ -746,7 +745,9 @@ def check_command() -> None:
         f" choices last {policy.max_age.days} days."
     )
     click.echo(f"Controller: {policy.controller}")
-    builtin = ext.builtin_cookies(app)
+    builtin = current_app.extensions["consent"].builtin_cookies(
+        current_app._get_current_object()  # type: ignore[attr-defined]
+    )
     first_required = next(c.key for c in policy.categories if c.required)
     headers = ("cookie", "provider", "purpose", "duration", "party")
     for category in policy.categories:
