@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import hashlib
+import hmac
 import logging
 import re
 import struct
@@ -32,6 +33,7 @@ from itsdangerous.encoding import base64_decode
 from itsdangerous.encoding import base64_encode
 from itsdangerous.encoding import bytes_to_int
 from itsdangerous.encoding import int_to_bytes
+from itsdangerous.signer import HMACAlgorithm
 
 from .state import METHODS
 from .state import ConsentState
@@ -97,6 +99,17 @@ def _is_canonical(value: str) -> bool:
     return len(value) - dot - 1 == _SIGNATURE_LENGTH and value[-1] in _CANONICAL_LAST
 
 
+class _HMACSHA256(HMACAlgorithm):
+    """HMAC-SHA256 through :func:`hmac.digest`, the one-shot C function:
+    the same signature as itsdangerous' HMACAlgorithm, a few times faster."""
+
+    def __init__(self) -> None:
+        super().__init__(hashlib.sha256)
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, "sha256")
+
+
 class _Signer(Signer):
     """itsdangerous' Signer, deriving each key once instead of on every call."""
 
@@ -138,8 +151,13 @@ class CookieCodec:
 
             raise ConfigurationError("CookieCodec needs at least one secret key.")
         self.policy = policy
-        self._signer = _Signer(keys, salt=salt, digest_method=hashlib.sha256)
-        self._newest = _Signer(keys[-1], salt=salt, digest_method=hashlib.sha256)
+        algorithm = _HMACSHA256()
+        self._signer = _Signer(
+            keys, salt=salt, digest_method=hashlib.sha256, algorithm=algorithm
+        )
+        self._newest = _Signer(
+            keys[-1], salt=salt, digest_method=hashlib.sha256, algorithm=algorithm
+        )
         self._has_old_keys = len(keys) > 1
         self._layout = layout_check(policy)
         self._keys = policy.choice_keys

@@ -112,6 +112,9 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
 
 logger = logging.getLogger(__name__)
 
+# "Not looked up yet", where None is a valid answer.
+_UNSET = object()
+
 DEFAULT_CONFIG.update(RECEIPT_DEFAULTS)
 
 _SAMESITE = ("Strict", "Lax", "None")
@@ -474,21 +477,29 @@ class RequestConsent:
         #: True on pages that are the choice themselves (preferences).
         self.banner_suppressed = False
         self._new_state: ConsentState | None = None
+        self._raw: str | None = None
+        self._profile: object = _UNSET
+        self._gpc: bool | None = None
+        self._stored: ConsentState | None = None
         self._expire: list[tuple[str, Cookie]] = []
         #: The Global Privacy Control opt-out this request recorded, if any.
         self.gpc_recorded: ConsentState | None = None
         self._csrf_nonce: str | None = None
         self._set_csrf_cookie = False
 
-    @functools.cached_property
-    def _raw(self) -> str | None:
-        return request.cookies.get(self._settings.cookie_name)
-
-    @functools.cached_property
+    @property
     def stored(self) -> ConsentState | None:
-        """The state in the visitor's cookie, even from another revision."""
-        self.consulted = True
-        return self._settings.codec.decode(self._raw, self.now)
+        """The state in the visitor's cookie, even from another revision.
+
+        Decoded on first use, at most once per request. (Plain attributes,
+        not cached_property: this is on every page's path, and
+        cached_property takes a lock.)
+        """
+        if not self.consulted:
+            self.consulted = True
+            self._raw = request.cookies.get(self._settings.cookie_name)
+            self._stored = self._settings.codec.decode(self._raw, self.now)
+        return self._stored
 
     @property
     def state(self) -> ConsentState | None:
@@ -515,24 +526,33 @@ class RequestConsent:
             return self._new_state
         return stored
 
-    @functools.cached_property
+    @property
     def profile(self) -> Profile | None:
         """The regional profile of this request (``None``: the policy's mode)."""
-        selector = self._settings.profile_selector
-        if selector is not None:
-            chosen = _profile(selector(), "CONSENT_PROFILE_SELECTOR")
-            if chosen is not None:
-                return chosen
-        return self._settings.profile
+        if self._profile is _UNSET:
+            profile = self._settings.profile
+            selector = self._settings.profile_selector
+            if selector is not None:
+                chosen = _profile(selector(), "CONSENT_PROFILE_SELECTOR")
+                if chosen is not None:
+                    profile = chosen
+            self._profile = profile
+        return t.cast("Profile | None", self._profile)
 
-    @functools.cached_property
+    @property
     def gpc(self) -> bool:
         """True when the request carries a Global Privacy Control signal that
         this request's profile honours."""
-        profile = self.profile
-        if profile is not None and not profile.honors_gpc:
-            return False
-        return has_gpc(request.headers.getlist("Sec-GPC"))
+        if self._gpc is None:
+            profile = self.profile
+            # WSGI servers join repeated headers with commas; has_gpc splits.
+            value = request.environ.get("HTTP_SEC_GPC")
+            self._gpc = (
+                (profile is None or profile.honors_gpc)
+                and value is not None
+                and has_gpc((value,))
+            )
+        return self._gpc
 
     @property
     def gpc_honored(self) -> bool:
@@ -631,6 +651,18 @@ class RequestConsent:
     def write(self, response: Response) -> None:
         """Write the cookies this request decided on to ``response``."""
         s = self._settings
+        state = self._new_state
+        drop = False
+        if state is None and self._raw is not None:
+            if self._stored is None:
+                # Forged, expired or unreadable: drop it so it is not re-sent.
+                drop = True
+            elif s.codec.needs_resign(self._raw):
+                # Signed with an older key: write it again with the newest one.
+                state = self._stored
+        if state is None and not drop and not self._set_csrf_cookie:
+            if not self._expire:
+                return  # the common case: nothing to write
         secure = request.is_secure if s.secure is None else s.secure
         cookie: dict[str, t.Any] = {
             "domain": s.domain,
@@ -645,14 +677,8 @@ class RequestConsent:
             response.delete_cookie(
                 name, domain=declared.domain, path=declared.path or "/"
             )
-        state = self._new_state
-        if state is None and self._raw is not None and "stored" in self.__dict__:
-            if self.stored is None:
-                # Forged, expired or unreadable: drop it so it is not re-sent.
-                response.delete_cookie(s.cookie_name, **cookie)
-            elif s.codec.needs_resign(self._raw):
-                # Signed with an older key: write it again with the newest one.
-                state = self.stored
+        if drop:
+            response.delete_cookie(s.cookie_name, **cookie)
         if state is not None:
             remaining = state.given_at + self.policy.max_age - self.now
             response.set_cookie(
@@ -666,8 +692,8 @@ class RequestConsent:
 def _request_consent() -> RequestConsent:
     rc: RequestConsent | None = g.get("_consent")
     if rc is None:
-        ext: Consent = current_app.extensions["consent"]
-        rc = RequestConsent(ext.settings(current_app._get_current_object()))  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        rc = RequestConsent(app.extensions["consent"].settings(app))
         g._consent = rc
     return rc
 
@@ -869,10 +895,13 @@ def _finish_response(response: Response) -> Response:
     ):
         rc = rc or _request_consent()
         _inject_banner(rc, response)
-    set_cookies = response.headers.getlist("Set-Cookie")
-    if set_cookies:
+    # One pass over the headers instead of a lookup per header.
+    present = {key.lower() for key, _ in response.headers.items()}
+    if "set-cookie" in present:
         rc = rc or _request_consent()
-        _filter_set_cookies(rc, settings.gate, response, set_cookies)
+        _filter_set_cookies(
+            rc, settings.gate, response, response.headers.getlist("Set-Cookie")
+        )
     if rc is None:
         return response
     if rc.gpc_recorded is not None and settings.receipts is not None:
@@ -885,23 +914,27 @@ def _finish_response(response: Response) -> Response:
             logger.error("The receipt of a GPC opt-out could not be kept.")
     rc.write(response)
     if rc.consulted:
-        _mark_private(response, settings.vary)
+        _mark_private(response, settings.vary, present)
     return response
 
 
-def _mark_private(response: Response, vary: tuple[str, ...]) -> None:
+def _mark_private(
+    response: Response, vary: tuple[str, ...], present: cabc.Set[str]
+) -> None:
     """Mark a response that depends on the visitor's consent.
 
     A shared cache must never hand one visitor's page to another: the page of
     someone who accepted carries live tags and no banner.
+
+    :param present: The lower-cased names of the headers already set.
     """
     headers = response.headers
-    if "Vary" not in headers:
-        headers["Vary"] = ", ".join(vary)
+    if "vary" not in present:
+        headers.add("Vary", ", ".join(vary))
     else:
         response.vary.update(vary)
-    if "Cache-Control" not in headers:
-        headers["Cache-Control"] = "private"
+    if "cache-control" not in present:
+        headers.add("Cache-Control", "private")
     elif not response.cache_control.no_store:
         response.cache_control.private = True
 

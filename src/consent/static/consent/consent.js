@@ -1,4 +1,3 @@
-/* consent: optional; see docs/templates.md */
 (() => {
   const d = document,
     api = new URL("..", d.currentScript.src).href.slice(0, -1),
