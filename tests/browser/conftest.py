@@ -92,16 +92,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[str]:
     from examples.hangzhou_demo import create_app
     from examples.hangzhou_demo.mapapp import create_map_app
 
-    map_port = free_port()
-    map_server = serve(create_map_app(), port=map_port)
+    instance = tmp_path_factory.mktemp("demo")
+    map_port, site_port = free_port(), free_port()
+    # The map may be framed by the site only (its CSP frame-ancestors).
+    origins = (f"http://127.0.0.1:{site_port}", f"http://localhost:{site_port}")
+    map_server = serve(create_map_app(site_origins=origins), port=map_port)
     app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "browser-test-secret-key-0123456789abcdef",
             "MAP_ORIGIN": f"http://localhost:{map_port}",
+            "CONSENT_RECEIPTS_URL": f"sqlite:///{instance}/receipts.db",
+            "CONSENT_RECEIPTS_SPOOL_DIR": str(instance),
         }
     )
-    site = serve(app)
+    site = serve(app, port=site_port)
     try:
         yield site.url
     finally:
