@@ -190,6 +190,9 @@ def pg_role() -> t.Iterator[str]:
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE ROLE {name} LOGIN"))
         conn.execute(sa.text(f"CREATE SCHEMA {name} AUTHORIZATION {name}"))
+        # Only its own schema: tables another app left in "public" are not
+        # its tables.
+        conn.execute(sa.text(f"ALTER ROLE {name} SET search_path = {name}"))
     admin.dispose()
     try:
         yield name

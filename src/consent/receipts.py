@@ -178,6 +178,21 @@ def _require_aware(name: str, value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+#: The fields of a receipt that are plain text, in the order exports show
+#: them (``ip``, which may be empty, and ``choices`` come after them).
+TEXT_FIELDS = (
+    "receipt_id",
+    "consent_id",
+    "created_at",
+    "revision",
+    "texts_hash",
+    "method",
+    "language",
+    "path",
+    "user_agent",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Receipt:
     """The record of one decision, kept as proof of consent.
@@ -314,20 +329,7 @@ class Receipt:
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("v") != _JSON_FORMAT:
             raise ValueError("Not a receipt in JSON format 1.")
-        strings = {
-            name: data.get(name)
-            for name in (
-                "receipt_id",
-                "consent_id",
-                "created_at",
-                "revision",
-                "texts_hash",
-                "method",
-                "language",
-                "path",
-                "user_agent",
-            )
-        }
+        strings = {name: data.get(name) for name in TEXT_FIELDS}
         for name, value in strings.items():
             if not isinstance(value, str):
                 raise ValueError(f"Receipt field {name!r} must be a string.")

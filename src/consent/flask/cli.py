@@ -28,6 +28,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from ..exceptions import ConfigurationError
+from ..receipts import TEXT_FIELDS
 from ..receipts import DurableRecorder
 from ..state import METHODS
 
@@ -50,19 +51,7 @@ ExportFormat = t.Literal["csv", "jsonl"]
 
 #: The columns of a CSV export, in order. ``choices`` holds the JSON object
 #: of every key and whether it was granted.
-CSV_COLUMNS = (
-    "receipt_id",
-    "consent_id",
-    "created_at",
-    "revision",
-    "texts_hash",
-    "method",
-    "language",
-    "path",
-    "user_agent",
-    "ip",
-    "choices",
-)
+CSV_COLUMNS = (*TEXT_FIELDS, "ip", "choices")
 
 #: How spool files are named in the spool directory (one per process).
 SPOOL_PATTERN = "consent-spool-*.jsonl"
