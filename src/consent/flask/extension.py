@@ -966,13 +966,13 @@ def csp_nonce() -> str | None:
 def _inject_banner(rc: RequestConsent, response: Response) -> None:
     """Put the banner (or, when none is needed, ``consent.js`` alone, for the
     "Cookie settings" links) into an HTML page that did not render it."""
-    if rc.banner_rendered or rc.head_rendered:
-        if rc.banner_rendered or rc.banner_suppressed or not rc.needs_banner:
-            return
+    if rc.banner_rendered:
+        return
+    shows_banner = rc.needs_banner and not rc.banner_suppressed
+    if not shows_banner and rc.head_rendered:
+        return  # consent_head() already loads consent.js
     body = response.get_data()
-    if rc.banner_suppressed or not rc.needs_banner:
-        if rc.head_rendered:
-            return
+    if not shows_banner:
         markup = _asset_tags(css=False)
         at = _last_body_end(body)
     else:

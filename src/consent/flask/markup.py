@@ -14,7 +14,6 @@ import typing as t
 from flask import current_app
 from flask import render_template
 from markupsafe import Markup
-from markupsafe import escape
 
 from ..exceptions import UnknownCategoryError
 from .extension import _page_context
@@ -134,8 +133,3 @@ def consent_embed(
         granted=[k for k in policy.choice_keys if rc.allows(k)],
     )
     return Markup(render_template("consent/embed.html", **context))
-
-
-def escape_text(value: str) -> Markup:
-    """Escape plain text for HTML (re-exported for template authors)."""
-    return escape(value)
