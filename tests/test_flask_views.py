@@ -797,7 +797,7 @@ def test_banner_is_injected_first_in_the_body(client) -> None:
     html = client.get("/").text
     assert html.count(BANNER) == 1
     assert re.search(
-        r"<body[^>]*>\s*(<link[^>]*>\s*)?(<script[^>]*></script>\s*)?"
+        r"<body[^>]*>\s*(<style>[^<]*</style>\s*)?(<script[^>]*></script>\s*)?"
         r"<aside id=\"cookie-consent\"",
         html,
     )
@@ -828,7 +828,10 @@ def test_banner_rendered_by_the_template_is_not_injected_again(app, client) -> N
     html = client.get("/manual").text
     assert html.count(BANNER) == 1
     assert html.index(BANNER) < html.index("</header>")
-    assert html.count('rel="stylesheet"') == 1
+    # The banner's styles come once, in the head, inline while it shows.
+    assert html.count("<style>") == 1
+    assert html.index("<style>") < html.index("</head>")
+    assert 'rel="stylesheet"' not in html
 
 
 def test_no_injection_when_turned_off(app_factory, policy) -> None:
@@ -915,3 +918,25 @@ def test_refused_post_sends_no_signal(app, client) -> None:
     with recorded(consent_given, app) as given:
         client.post("/consent", data={"action": "accept_all"})
     assert given == []
+
+
+def test_banner_styles_are_inline_only_while_it_shows(client, csrf_token) -> None:
+    from consent.flask import banner_style_hash
+    from consent.flask.extension import banner_css
+
+    first = client.get("/").text
+    assert f"<style>{banner_css()}</style>" in first
+    assert banner_style_hash().startswith("'sha256-")
+    token = csrf_token(first)
+    client.post("/consent", data={"csrf_token": token, "action": "reject_all"})
+    after = client.get("/").text
+    assert "<style>" not in after
+
+
+def test_inline_css_can_be_turned_off(app_factory, policy) -> None:
+    app = app_factory(policy, CONSENT_INLINE_CSS=False)
+    html = app.test_client().get("/").text
+    assert "<style>" not in html
+    assert re.search(
+        r'<link rel="stylesheet" href="/consent/static/consent.css\?v=', html
+    )

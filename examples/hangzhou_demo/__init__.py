@@ -18,6 +18,7 @@ from flask import Response
 from flask import current_app
 
 from consent.flask import Consent
+from consent.flask import banner_style_hash
 
 from .analytics import PageViews
 from .content import load_article
@@ -108,13 +109,15 @@ def create_app(test_config: dict[str, t.Any] | None = None) -> Flask:
 def _security_headers(response: Response) -> Response:
     """Send a strict Content-Security-Policy.
 
-    Nothing on the site needs inline script or style, so none is allowed;
-    the only other origin is the map provider, and only in a frame.
+    No inline script is allowed, and the only inline style is the banner's,
+    allowed by its hash; the only other origin is the map provider, and only
+    in a frame.
     """
     map_origin = current_app.config["MAP_ORIGIN"].rstrip("/")
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; object-src 'none';"
+        f" style-src 'self' {banner_style_hash()};"
         f" frame-src {map_origin}; base-uri 'self'; form-action 'self';"
         " frame-ancestors 'none'",
     )

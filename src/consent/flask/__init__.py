@@ -2,6 +2,7 @@
 
 from .extension import Consent as Consent
 from .extension import RequestConsent as RequestConsent
+from .extension import banner_style_hash as banner_style_hash
 from .extension import consent_banner as consent_banner
 from .extension import consent_head as consent_head
 from .extension import consent_mode_head as consent_mode_head

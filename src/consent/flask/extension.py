@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import collections.abc as cabc
 import dataclasses
 import functools
@@ -75,6 +76,10 @@ DEFAULT_CONFIG: dict[str, t.Any] = {
     "CONSENT_MAX_AGE": None,
     "CONSENT_URL_PREFIX": "/consent",
     "CONSENT_AUTO_INJECT": True,
+    # While the banner shows, put its CSS in the page instead of linking
+    # consent.css: no render-blocking request on a first visit. A strict CSP
+    # must allow it (the request's nonce, or banner_style_hash()).
+    "CONSENT_INLINE_CSS": True,
     # None: every shipped language.
     "CONSENT_LANGUAGES": None,
     "CONSENT_DEFAULT_LANGUAGE": DEFAULT_LANGUAGE,
@@ -138,6 +143,7 @@ class _AppSettings:
     secure: bool | None
     samesite: str | None
     auto_inject: bool
+    inline_css: bool
     languages: tuple[str, ...]
     default_language: str
     language_selector: cabc.Callable[[], str | None] | None
@@ -403,6 +409,7 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         secure=config["CONSENT_COOKIE_SECURE"],
         samesite=samesite,
         auto_inject=bool(config["CONSENT_AUTO_INJECT"]),
+        inline_css=bool(config["CONSENT_INLINE_CSS"]),
         languages=languages,
         default_language=default_language,
         language_selector=selector,
@@ -739,23 +746,47 @@ def asset_version(filename: str) -> str:
 
 
 def consent_head() -> Markup:
-    """The ``<head>`` part: the stylesheet and the deferred ``consent.js``.
+    """The ``<head>`` part: the banner's styles and the deferred ``consent.js``.
 
-    Optional: without it, the banner carries its own tags. Two small,
-    cacheable files; the script is deferred, so it never delays first paint.
+    Optional: without it, the banner carries its own tags. The script is
+    deferred, so it never delays first paint. While the banner shows, its CSS
+    is in the page (``CONSENT_INLINE_CSS``): a first visit then waits for no
+    stylesheet request; other pages link the cached ``consent.css``.
     """
     rc = _request_consent()
     rc.head_rendered = True
-    return _asset_tags()
+    inline = rc._settings.inline_css and rc.needs_banner and not rc.banner_suppressed
+    return _asset_tags(inline=inline)
 
 
-def _asset_tags(css: bool = True) -> Markup:
+@functools.cache
+def banner_css() -> str:
+    """The content of ``consent.css``, as the page carries it inline."""
+    path = resources.files("consent") / "static" / "consent" / "consent.css"
+    return path.read_text(encoding="utf-8")
+
+
+def banner_style_hash() -> str:
+    """The CSP source that allows the inline banner styles.
+
+    For an app whose ``style-src`` allows neither ``'unsafe-inline'`` nor the
+    request's nonce: add this (``'sha256-…'``) to ``style-src``. It changes
+    only with a release of the library.
+    """
+    digest = hashlib.sha256(banner_css().encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def _asset_tags(css: bool = True, inline: bool = False) -> Markup:
     nonce = csp_nonce()
     nonce_attr = Markup(' nonce="{}"').format(nonce) if nonce else Markup("")
     tags = Markup('<script src="{}" defer{}></script>').format(
         _asset_url("consent.js"), nonce_attr
     )
-    if css:
+    if css and inline:
+        style = Markup("<style{}>{}</style>").format(nonce_attr, Markup(banner_css()))
+        tags = style + tags
+    elif css:
         tags = (
             Markup('<link rel="stylesheet" href="{}">').format(
                 _asset_url("consent.css")
@@ -860,7 +891,7 @@ def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
         "gpc_honored": rc.gpc_honored,
         "layout": rc.layout,
         "theme": rc._settings.theme,
-        "asset_tags": _asset_tags(),
+        "asset_tags": _asset_tags(inline=rc._settings.inline_css),
         "mode": rc.mode,
         "css_url": _asset_url("consent.css"),
         "update_url": url_for("consent.update"),
