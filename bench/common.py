@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
 import timeit
 import typing as t
+from pathlib import Path
 
 from consent import Category
 from consent import Policy
@@ -127,3 +135,77 @@ def print_goals(goals: cabc.Iterable[Goal]) -> None:
     for g in goals:
         verdict = "PASS" if g["passed"] else "FAIL"
         print(f"  {verdict}  {g['name']}: {g['measured']} (goal {g['goal']})")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gunicorn(
+    app: str,
+    ready: cabc.Callable[[str], bool],
+    *,
+    options: cabc.Sequence[str] = ("--worker-class=sync",),
+    env: cabc.Mapping[str, str] | None = None,
+) -> cabc.Iterator[str]:
+    """Serve ``app`` (a gunicorn app spec) with one worker on 127.0.0.1.
+
+    Yields the base URL once ``ready(url)`` returns True; ``ready`` raises
+    ``OSError`` while the server is not listening yet, and anything else to
+    say the app answers wrongly. The server is stopped on exit, whatever
+    happens.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [
+                str(GUNICORN),
+                "--workers=1",
+                *options,
+                f"--bind=127.0.0.1:{port}",
+                "--graceful-timeout=5",
+                "--log-level=warning",
+                "--chdir",
+                str(ROOT),
+                app,
+            ],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(
+                        f"gunicorn exited with {proc.returncode}:\n"
+                        + log.read().decode()
+                    )
+                try:
+                    if ready(url):
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not answer on {url} within 20 s")
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

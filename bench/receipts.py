@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,10 +49,12 @@ from consent.flask import Consent
 from consent.receipts import Receipt
 from consent.receipts import SQLiteReceiptStore
 
+from .common import ROOT
 from .common import SECRET_KEY
 from .common import Goal
 from .common import bench_policy
 from .common import goal
+from .common import gunicorn
 from .common import median
 from .common import print_goals
 
@@ -78,7 +79,6 @@ PG_ADMIN_URL = os.environ.get(
     "BENCH_RECEIPTS_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CONTENDERS = {
     "off": "receipts off",
@@ -132,50 +132,24 @@ def form_post() -> tuple[str, str]:
     return f"{_CSRF_COOKIE}={nonce}", body
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(kind: str, env: dict[str, str], cookie: str, body: str) -> t.Iterator[str]:
     """Run gunicorn with the app ``kind``; yield its URL once a post works."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "--workers=1",
-                # Threads let concurrent posts share one commit (group
-                # commit); a sync worker serves one post at a time, and one
-                # fsync per post bounds receipts-on to about half of off.
-                "--worker-class=gthread",
-                f"--threads={CONNECTIONS}",
-                f"--bind=127.0.0.1:{port}",
-                "--graceful-timeout=5",
-                "--log-level=warning",
-                "--chdir",
-                str(ROOT),
-                f"bench.receipts:create('{kind}')",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            _wait_until_ready(proc, url, cookie, body, log)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+
+    def ready(base: str) -> bool:
+        status = _post(base, cookie, body)
+        if status != 303:
+            raise RuntimeError(f"POST {base}/consent answered {status}, not 303")
+        return True
+
+    # Threads let concurrent posts share one commit (group commit); a sync
+    # worker serves one post at a time, and one fsync per post bounds
+    # receipts-on to about half of off.
+    options = ("--worker-class=gthread", f"--threads={CONNECTIONS}")
+    with gunicorn(
+        f"bench.receipts:create('{kind}')", ready, options=options, env=env
+    ) as url:
+        yield url
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -199,27 +173,6 @@ def _post(url: str, cookie: str, body: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as err:
         return err.code
-
-
-def _wait_until_ready(
-    proc: subprocess.Popen[bytes], url: str, cookie: str, body: str, log: t.IO[bytes]
-) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(
-                f"gunicorn exited with {proc.returncode}:\n{log.read().decode()}"
-            )
-        try:
-            status = _post(url, cookie, body)
-        except OSError:
-            time.sleep(0.1)
-            continue
-        if status != 303:
-            raise RuntimeError(f"POST {url}/consent answered {status}, not 303")
-        return
-    raise RuntimeError(f"gunicorn did not answer on {url} within 20 s")
 
 
 def wrk(url: str, script: Path, seconds: int) -> dict[str, t.Any]:

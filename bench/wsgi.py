@@ -25,20 +25,16 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 import typing as t
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from werkzeug.test import EnvironBuilder
 
 from . import apps
 from .common import goal
+from .common import gunicorn
 from .common import interleaved_timeit
 from .common import median
 from .common import paired_ratio
@@ -55,8 +51,6 @@ GOAL_UNASKED = 1.03
 #: Flask's session cookie against no session cookie (a reference figure).
 REFERENCE_SESSION = 1.32
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONTENDERS = {
     "a": ("plain", "no extension"),
     "b": ("consent", "extension, page asks consent.allows"),
@@ -70,68 +64,21 @@ _SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
 _REQUESTS = re.compile(r"(\d+) requests in")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(kind: str, cookie: str) -> cabc.Iterator[str]:
     """Run gunicorn with the app ``kind``; yield its URL once it answers."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "--workers=1",
-                "--worker-class=sync",
-                f"--bind=127.0.0.1:{port}",
-                "--graceful-timeout=5",
-                "--log-level=warning",
-                "--chdir",
-                str(ROOT),
-                f"bench.apps:create('{kind}')",
-            ],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            _wait_until_ready(proc, url, cookie, log)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
-
-def _wait_until_ready(
-    proc: subprocess.Popen[bytes], url: str, cookie: str, log: t.IO[bytes]
-) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(
-                f"gunicorn exited with {proc.returncode}:\n{log.read().decode()}"
-            )
+    def ready(base: str) -> bool:
         try:
-            body = _get(url, cookie)
+            body = _get(base + "/", cookie)
         except urllib.error.HTTPError as err:
-            raise RuntimeError(f"{url} answered {err.code}") from err
-        except OSError:
-            time.sleep(0.1)
-            continue
+            raise RuntimeError(f"{base}/ answered {err.code}") from err
         if apps.ANALYTICS_TAG.encode() not in body:
-            raise RuntimeError(f"{url} answered a page without the analytics tag")
-        return
-    raise RuntimeError(f"gunicorn did not answer on {url} within 20 s")
+            raise RuntimeError(f"{base}/ answered a page without the analytics tag")
+        return True
+
+    with gunicorn(f"bench.apps:create('{kind}')", ready) as url:
+        yield url + "/"
 
 
 def _get(url: str, cookie: str) -> bytes:
