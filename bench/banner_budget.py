@@ -73,11 +73,9 @@ from playwright.sync_api import ViewportSize
 from playwright.sync_api import sync_playwright
 from werkzeug.serving import make_server
 
-from consent import Category
-from consent import Cookie
 from consent import Policy
-from consent import Service
 from consent.flask import Consent
+from examples.hangzhou_demo.policy import build_policy
 
 from .common import Goal
 from .common import goal
@@ -210,48 +208,9 @@ class Page(t.NamedTuple):
 
 
 def bench_policy() -> Policy:
-    """The categories the peer pages are set up with: necessary, analytics,
-    embedded media."""
-    return Policy(
-        categories=(
-            Category(
-                key="necessary",
-                title="Strictly necessary",
-                description="Remember your cookie choice and protect the form"
-                " you make it with.",
-                required=True,
-            ),
-            Category(
-                key="analytics",
-                title="Analytics",
-                description="Counts page views, so we know which articles are"
-                " read. Nothing is shared with anyone else.",
-                cookies=(
-                    Cookie(
-                        name="_hz_analytics",
-                        provider="Hangzhou Digital",
-                        purpose="Tells repeat visits apart when counting page views.",
-                        duration="13 months",
-                    ),
-                ),
-            ),
-            Category(
-                key="media",
-                title="Embedded media",
-                description="Shows content from other sites, such as the West"
-                " Lake map.",
-                services=(
-                    Service(
-                        key="westlake_map",
-                        title="West Lake map",
-                        description="A map of West Lake from the map provider.",
-                        provider="West Lake Maps",
-                    ),
-                ),
-            ),
-        ),
-        controller="Hangzhou Digital",
-    )
+    """The categories the peer pages are set up with: the demo's necessary,
+    analytics and embedded media."""
+    return build_policy()
 
 
 def article(*, stylesheet: bool = True) -> str:

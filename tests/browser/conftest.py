@@ -208,60 +208,9 @@ ANALYTICS_JS = """\
 
 def site_policy() -> t.Any:
     """The demo's categories: necessary, analytics, embedded media."""
-    from consent import Category
-    from consent import Cookie
-    from consent import Policy
-    from consent import Service
+    from examples.hangzhou_demo.policy import build_policy
 
-    return Policy(
-        categories=(
-            Category(
-                key="necessary",
-                title="Strictly necessary",
-                description="Remember your cookie choice and protect the form"
-                " you make it with.",
-                required=True,
-            ),
-            Category(
-                key="analytics",
-                title="Analytics",
-                description="Counts page views, so we know which articles are"
-                " read. Nothing is shared with anyone else.",
-                cookies=(
-                    Cookie(
-                        name="_hz_analytics",
-                        provider="Hangzhou Digital",
-                        purpose="Tells repeat visits apart when counting page views.",
-                        duration="13 months",
-                    ),
-                ),
-            ),
-            Category(
-                key="media",
-                title="Embedded media",
-                description="Shows content from other sites, such as the West"
-                " Lake map.",
-                services=(
-                    Service(
-                        key="westlake_map",
-                        title="West Lake map",
-                        description="A map of West Lake from the map provider.",
-                        provider="West Lake Maps",
-                        cookies=(
-                            Cookie(
-                                name="wl_map_pref",
-                                provider="West Lake Maps",
-                                purpose="Remembers how you last looked at the map.",
-                                duration="1 year",
-                                party="third",
-                            ),
-                        ),
-                    ),
-                ),
-            ),
-        ),
-        controller="Hangzhou Digital",
-    )
+    return build_policy()
 
 
 def make_site(
