@@ -4,7 +4,6 @@ import csv
 import io
 import random
 import typing as t
-import uuid
 from datetime import datetime
 from datetime import time
 from datetime import timedelta
@@ -24,6 +23,7 @@ from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
 from consent.testing import choose
+from tests.factories import receipt
 
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
 PAGE = "<!doctype html><html><head><title>Home</title></head><body>Hi</body></html>"
@@ -54,30 +54,7 @@ def store_of(app: Flask) -> ReceiptStore:
     return store
 
 
-def make_receipt(
-    at: datetime,
-    *,
-    choices: dict[str, bool] | None = None,
-    method: str = "banner",
-    consent_id: str | None = None,
-) -> Receipt:
-    return Receipt(
-        receipt_id=uuid.uuid4().hex,
-        consent_id=consent_id or uuid.uuid4().hex,
-        created_at=at,
-        revision="r1",
-        texts_hash="ab" * 32,
-        choices=tuple(
-            (
-                choices or {"analytics": True, "media": False, "westlake_map": False}
-            ).items()
-        ),
-        method=t.cast(t.Any, method),
-        language="de",
-        path="/",
-        user_agent="Mozilla/5.0",
-        ip=None,
-    )
+make_receipt = receipt
 
 
 def day_start(days_ago: int) -> datetime:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import typing as t
-import uuid
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -29,6 +28,7 @@ from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
 from consent.testing import choose
+from tests.factories import receipt
 
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
 PAGE = "<!doctype html><html><head><title>Home</title></head><body>Hi</body></html>"
@@ -61,31 +61,8 @@ def store_of(app: Flask) -> ReceiptStore:
     return store
 
 
-def make_receipt(
-    at: datetime,
-    *,
-    consent_id: str | None = None,
-    choices: dict[str, bool] | None = None,
-    method: str = "banner",
-    user_agent: str = "Mozilla/5.0",
-) -> Receipt:
-    return Receipt(
-        receipt_id=uuid.uuid4().hex,
-        consent_id=consent_id or uuid.uuid4().hex,
-        created_at=at,
-        revision="r1",
-        texts_hash="ab" * 32,
-        choices=tuple(
-            (
-                choices or {"analytics": True, "media": False, "westlake_map": False}
-            ).items()
-        ),
-        method=t.cast(t.Any, method),
-        language="de",
-        path="/besuch",
-        user_agent=user_agent,
-        ip="203.0.113.0/24",
-    )
+def make_receipt(at: datetime, **fields: t.Any) -> Receipt:
+    return receipt(at, path="/besuch", ip="203.0.113.0/24", **fields)
 
 
 @pytest.fixture

@@ -19,14 +19,13 @@ from flask import request
 from consent import Category
 from consent import ConfigurationError
 from consent import ConsentState
-from consent import Cookie
 from consent import Policy
-from consent import Service
 from consent.flask import Consent
 from consent.flask import current
 from consent.gpc import Profile
 from consent.gpc import profile_for_country
 from consent.testing import read_page
+from tests.factories import gpc_policy
 
 SECRET_KEY = "a secret key for the privacy signal tests, long enough"
 HONORED = "Opt-out request honored"
@@ -43,37 +42,7 @@ PAGE = """\
 """
 
 
-def _cookie(name: str) -> Cookie:
-    return Cookie(name=name, provider="A provider", purpose="A purpose", duration="1 y")
-
-
-def make_policy(mode: str = "opt-in", *, sale: bool = True) -> Policy:
-    return Policy(
-        categories=(
-            Category("necessary", "Strictly necessary", required=True),
-            Category(
-                "analytics",
-                "Analytics",
-                cookies=(_cookie("_hz_analytics"),),
-                exemption="statistics",
-            ),
-            Category(
-                "marketing",
-                "Marketing",
-                cookies=(_cookie("_ads"),),
-                sale_or_sharing=sale,
-            ),
-            Category(
-                "media",
-                "Embedded media",
-                services=(
-                    Service("westlake_map", "West Lake map"),
-                    Service("video", "Lake videos", sale_or_sharing=sale),
-                ),
-            ),
-        ),
-        mode=mode,  # type: ignore[arg-type]
-    )
+make_policy = gpc_policy
 
 
 POLICY = make_policy()

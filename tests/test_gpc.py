@@ -10,7 +10,6 @@ import pytest
 from consent import Category
 from consent import ConfigurationError
 from consent import ConsentState
-from consent import Cookie
 from consent import Policy
 from consent import Service
 from consent import allows
@@ -26,42 +25,13 @@ from consent.gpc import gpc_support_resource
 from consent.gpc import has_gpc
 from consent.gpc import profile_for_country
 from consent.state import gpc_state
+from tests.factories import gpc_policy
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 LATER = NOW + timedelta(days=3)
 
 
-def _cookie(name: str) -> Cookie:
-    return Cookie(name=name, provider="A provider", purpose="A purpose", duration="1 y")
-
-
-def make_policy(mode: str = "opt-in") -> Policy:
-    return Policy(
-        categories=(
-            Category("necessary", "Strictly necessary", required=True),
-            Category(
-                "analytics",
-                "Analytics",
-                cookies=(_cookie("_hz_analytics"),),
-                exemption="statistics",
-            ),
-            Category(
-                "marketing",
-                "Marketing",
-                cookies=(_cookie("_ads"),),
-                sale_or_sharing=True,
-            ),
-            Category(
-                "media",
-                "Embedded media",
-                services=(
-                    Service("westlake_map", "West Lake map"),
-                    Service("video", "Video", sale_or_sharing=True),
-                ),
-            ),
-        ),
-        mode=mode,  # type: ignore[arg-type]
-    )
+make_policy = gpc_policy
 
 
 POLICY = make_policy()
