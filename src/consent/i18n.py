@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections.abc as cabc
 import functools
 import json
-import re
 import typing as t
 from importlib import resources
 
@@ -23,8 +22,6 @@ DEFAULT_LANGUAGE = "en"
 
 #: Written right to left.
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur"})
-
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 #: Per-app overrides: ``{language: {key: text}}``; the key ``"*"`` applies to
 #: every language.
@@ -77,11 +74,6 @@ def negotiate(
     ordered = [default, *(lang for lang in languages if lang != default)]
     best = accepted.best_match(ordered, default=default)
     return best if best is not None else default
-
-
-def is_language_tag(value: str) -> bool:
-    """True when ``value`` looks like a BCP 47 language tag."""
-    return bool(_LANGUAGE_TAG.match(value))
 
 
 class Translator:

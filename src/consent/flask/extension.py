@@ -634,11 +634,6 @@ class RequestConsent:
             request.cookies.keys(), self.allows
         )
 
-    @property
-    def new_state(self) -> ConsentState | None:
-        """The state chosen during this request, if any."""
-        return self._new_state
-
     def csrf_token(self) -> str:
         """The CSRF token for forms in this response (sets the nonce cookie)."""
         if self._csrf_nonce is None:
