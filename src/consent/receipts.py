@@ -17,10 +17,10 @@ got here (GDPR Art. 5(1)(c) and Art. 25).
 from __future__ import annotations
 
 import collections.abc as cabc
-import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -79,6 +79,8 @@ def _clean(value: str, limit: int) -> str:
     # Visitor-supplied text: drop control characters (NUL cannot be stored in
     # PostgreSQL) and lone surrogates (they cannot be encoded), so that a
     # receipt can always be written and a spooled one never blocks replay.
+    if value.isascii() and value.isprintable():
+        return value[:limit]
     value = value.encode("utf-8", "replace").decode("utf-8")
     return _CONTROL.sub("", value)[:limit]
 
@@ -137,7 +139,9 @@ def anonymize_ip(
         digest = hmac.new(pepper, str(address).encode(), hashlib.sha256)
         return digest.hexdigest()
     prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    host_bits = address.max_prefixlen - prefix
+    network = type(address)(int(address) >> host_bits << host_bits)
+    return f"{network}/{prefix}"
 
 
 def _parse_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -292,7 +296,7 @@ class Receipt:
             method=state.method,
             language=language,
             path=path,
-            user_agent=reduce_user_agent(user_agent),
+            user_agent=user_agent or "",
             ip=ip,
         )
 
@@ -540,6 +544,27 @@ CREATE INDEX IF NOT EXISTS ix_{_RECEIPTS_TABLE}_created_at
 """
 
 _PURGE_BATCH = 5000
+# Rows per INSERT statement: 50 rows of 11 values stay under the 999
+# variables that SQLite before 3.32 allows in one statement.
+_ROWS_PER_INSERT = 50
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _sqlite_insert_sql(rows: int) -> str:
+    marks = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+    return (
+        f"INSERT OR IGNORE INTO {_RECEIPTS_TABLE} ({', '.join(_COLUMNS)})"
+        f" VALUES {', '.join([marks] * rows)}"
+    )
+
+
+def _sqlite_insert(
+    params: cabc.Sequence[tuple[t.Any, ...]],
+) -> tuple[str, list[t.Any]]:
+    # One statement, so one step of the database engine and one commit for
+    # the whole batch: fewer round trips through the interpreter lock than
+    # executemany's statement per row.
+    return _sqlite_insert_sql(len(params)), [v for row in params for v in row]
 
 
 def _check_version(found: int | None) -> bool:
@@ -670,17 +695,20 @@ class SQLiteReceiptStore:
         self.add_many((receipt,))
 
     def add_many(self, receipts: cabc.Iterable[Receipt]) -> None:
-        """Keep several receipts in one transaction, idempotently."""
+        """Keep several receipts at once, all or none, idempotently.
+
+        Up to 50 receipts go in one multi-row ``INSERT`` that commits by
+        itself; more go in one transaction, 50 rows a statement.
+        """
         params = [self._params(r) for r in receipts]
         if not params:
             return
-        marks = ", ".join("?" * len(_COLUMNS))
+        if len(params) <= _ROWS_PER_INSERT:
+            self._connect().execute(*_sqlite_insert(params))
+            return
         with self._transaction() as conn:
-            conn.executemany(
-                f"INSERT OR IGNORE INTO {_RECEIPTS_TABLE} ({', '.join(_COLUMNS)})"
-                f" VALUES ({marks})",
-                params,
-            )
+            for start in range(0, len(params), _ROWS_PER_INSERT):
+                conn.execute(*_sqlite_insert(params[start : start + _ROWS_PER_INSERT]))
 
     def _select(
         self, where: str, params: cabc.Sequence[t.Any], limit: int = -1
@@ -949,6 +977,16 @@ class SQLReceiptStore:
         self._lock = threading.Lock()
         self._is_ready = False
         self._pid = os.getpid()
+        self._timeout = timeout
+        # Writes go through one connection kept open between them (see
+        # _writer): checking one out of the pool for every receipt would
+        # cost a ping and a BEGIN and COMMIT round trip each time.
+        self._write_lock = threading.Lock()
+        self._write_conn: sa.Connection | None = None
+        self._inherited: list[sa.Connection] = []
+        self._insert: sa.Executable | None = None
+        self._driver_sql: bool | None = None
+        self._insert_sqls: dict[int, str] = {}
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
@@ -963,6 +1001,11 @@ class SQLReceiptStore:
         if self._pid != os.getpid():
             # Pooled connections must not cross a fork; the parent keeps its own.
             self._engine.dispose(close=False)
+            if self._write_conn is not None:
+                # Closing it here would close the parent's connection; it is
+                # kept, unused, so that garbage collection does not either.
+                self._inherited.append(self._write_conn)
+                self._write_conn = None
             self._pid = os.getpid()
         if not self._is_ready:
             with self._lock:
@@ -1020,11 +1063,14 @@ class SQLReceiptStore:
         self.add_many((receipt,))
 
     def add_many(self, receipts: cabc.Iterable[Receipt]) -> None:
-        """Keep several receipts in one transaction, idempotently.
+        """Keep several receipts at once, all or none, idempotently.
 
-        Uses ``INSERT ... ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite.
-        Elsewhere, ids already present are skipped; a concurrent insert of
-        the same id then fails the transaction, and a retry succeeds.
+        On PostgreSQL and SQLite, up to 1,000 receipts go in one ``INSERT ...
+        ON CONFLICT DO NOTHING`` statement that commits by itself, on a
+        connection kept open for writes: one round trip and one durable
+        commit. More go in one transaction. Elsewhere, ids already present are
+        skipped in a transaction; a concurrent insert of the same id then
+        fails it, and a retry succeeds.
         """
         import sqlalchemy as sa
 
@@ -1032,32 +1078,123 @@ class SQLReceiptStore:
         if not rows:
             return
         engine = self._ready()
+        if len(rows) <= _ROWS_PER_INSERT and self._driver_sql_ok(engine):
+            # The statement SQLAlchemy compiled for this many rows, sent as
+            # it is: a receipt is on every consent post, and compiling and
+            # processing it anew each time costs more than the round trip.
+            params = {
+                f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()
+            }
+            with self._writer() as conn:
+                conn.exec_driver_sql(self._insert_sql(engine, len(rows)), params)
+            return
+        insert = self._single_statement_insert(engine)
+        if insert is not None:
+            if len(rows) <= engine.dialect.insertmanyvalues_page_size:
+                with self._writer() as conn:
+                    # RETURNING makes SQLAlchemy send every row in one
+                    # statement ("insertmanyvalues"), which commits them all.
+                    conn.execute(insert, rows).all()
+            else:
+                with engine.begin() as conn:
+                    conn.execute(insert, rows).all()
+            return
         table = self._tables.receipts
-        dialect = engine.dialect.name
         with engine.begin() as conn:
-            if dialect == "postgresql":
+            ids = [row["receipt_id"] for row in rows]
+            present = set(
+                conn.scalars(
+                    sa.select(table.c.receipt_id).where(table.c.receipt_id.in_(ids))
+                )
+            )
+            rows = [row for row in rows if row["receipt_id"] not in present]
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    def _driver_sql_ok(self, engine: sa.Engine) -> bool:
+        # PostgreSQL's drivers take named parameters and adapt every column
+        # type of the table themselves (no bind processors).
+        if self._driver_sql is None:
+            dialect = engine.dialect
+            self._driver_sql = (
+                dialect.name == "postgresql"
+                and dialect.paramstyle in ("pyformat", "named")
+                and all(
+                    c.type.dialect_impl(dialect).bind_processor(dialect) is None
+                    for c in self._tables.receipts.c
+                )
+            )
+        return self._driver_sql
+
+    def _insert_sql(self, engine: sa.Engine, rows: int) -> str:
+        sql = self._insert_sqls.get(rows)
+        if sql is None:
+            import sqlalchemy as sa
+            from sqlalchemy.dialects import postgresql
+
+            table = self._tables.receipts
+            statement = postgresql.insert(table).values(
+                [
+                    {
+                        c.name: sa.bindparam(f"{c.name}_{i}", type_=c.type)
+                        for c in table.c
+                    }
+                    for i in range(rows)
+                ]
+            )
+            statement = statement.on_conflict_do_nothing(index_elements=["receipt_id"])
+            sql = self._insert_sqls[rows] = str(
+                statement.compile(dialect=engine.dialect)
+            )
+        return sql
+
+    def _single_statement_insert(self, engine: sa.Engine) -> sa.Executable | None:
+        if self._insert is None:
+            dialect = engine.dialect
+            table = self._tables.receipts
+            insert: sa.Insert
+            if dialect.name == "postgresql":
                 from sqlalchemy.dialects import postgresql
 
-                conn.execute(
-                    postgresql.insert(table).on_conflict_do_nothing(
-                        index_elements=["receipt_id"]
-                    ),
-                    rows,
+                insert = postgresql.insert(table).on_conflict_do_nothing(
+                    index_elements=["receipt_id"]
                 )
-            elif dialect == "sqlite":
+            elif dialect.name == "sqlite":
                 from sqlalchemy.dialects import sqlite
 
-                conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+                insert = sqlite.insert(table).on_conflict_do_nothing()
             else:
-                ids = [row["receipt_id"] for row in rows]
-                present = set(
-                    conn.scalars(
-                        sa.select(table.c.receipt_id).where(table.c.receipt_id.in_(ids))
-                    )
+                return None
+            if not (dialect.insert_returning and dialect.use_insertmanyvalues):
+                return None
+            self._insert = insert.returning(table.c.receipt_id)
+        return self._insert
+
+    @contextlib.contextmanager
+    def _writer(self) -> cabc.Iterator[sa.Connection]:
+        # One autocommit connection, kept open and used by one thread at a
+        # time. A connection that failed is dropped, and the next write
+        # checks out a fresh one, pinged first: that is how writes recover
+        # after a database restart.
+        if not self._write_lock.acquire(timeout=self._timeout):
+            raise TimeoutError("Another thread is still writing receipts.")
+        try:
+            conn = self._write_conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT"
                 )
-                rows = [row for row in rows if row["receipt_id"] not in present]
-                if rows:
-                    conn.execute(table.insert(), rows)
+                self._write_conn = conn
+            try:
+                yield conn
+            except BaseException:
+                self._write_conn = None
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+                raise
+        finally:
+            self._write_lock.release()
 
     def _select(
         self, *where: sa.ColumnElement[bool], limit: int | None = None
@@ -1226,7 +1363,12 @@ class SQLReceiptStore:
             conn.execute(sa.select(1))
 
     def close(self) -> None:
-        """Close pooled connections of an engine built from a URL."""
+        """Close the write connection, and the pooled connections of an
+        engine built from a URL."""
+        with self._write_lock:
+            if self._write_conn is not None and self._pid == os.getpid():
+                self._write_conn.close()
+            self._write_conn = None
         if self._owns_engine:
             self._engine.dispose()
 
@@ -1291,7 +1433,21 @@ def _file_lock(lock: threading.Lock, path: str) -> cabc.Iterator[None]:
             os.close(fd)
 
 
-_Job = tuple[Receipt, "concurrent.futures.Future[None]"]
+class _Job:
+    """One receipt waiting for the writer thread.
+
+    ``done`` is a lock held until the writer is through with the receipt: a
+    bare lock is the cheapest way to make one thread wait for another.
+    """
+
+    __slots__ = ("receipt", "done", "error", "abandoned")
+
+    def __init__(self, receipt: Receipt) -> None:
+        self.receipt = receipt
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.error: Exception | None = None
+        self.abandoned = False
 
 
 class DurableRecorder:
@@ -1375,14 +1531,14 @@ class DurableRecorder:
         if self._is_closed:
             raise ReceiptNotKept("The receipt recorder is closed; open a new one.")
         if time.monotonic() >= self._skip_store_until:
-            future = self._submit(receipt)
-            try:
-                future.result(timeout=self._timeout)
-            except Exception as err:
+            job = self._submit(receipt)
+            if not job.done.acquire(timeout=self._timeout):
                 # A write still queued is dropped; one already running may
                 # land later, which the spool's idempotent replay tolerates.
-                future.cancel()
-                self._store_failed(err)
+                job.abandoned = True
+                self._store_failed(TimeoutError())
+            elif job.error is not None:
+                self._store_failed(job.error)
             else:
                 self._store_worked()
                 return
@@ -1398,23 +1554,24 @@ class DurableRecorder:
             self._start_replayer()
             self._wake.set()
 
-    def _submit(self, receipt: Receipt) -> concurrent.futures.Future[None]:
+    def _submit(self, receipt: Receipt) -> _Job:
         # The write runs in a worker thread, so that a store that hangs costs
         # the visitor `timeout` seconds and not more. Workers are daemons: a
         # hung write never keeps the process from exiting.
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        with self._state_lock:
-            if not self._workers:
-                # One writer: it commits everything that queued up while its
-                # last commit ran (group commit), and never competes with a
-                # sibling for the database's write lock.
-                worker = threading.Thread(
-                    target=self._work, name="consent-receipt-writer", daemon=True
-                )
-                worker.start()
-                self._workers.append(worker)
-        self._jobs.put((receipt, future))
-        return future
+        if not self._workers:
+            with self._state_lock:
+                if not self._workers:
+                    # One writer: it commits everything that queued up while
+                    # its last commit ran (group commit), and never competes
+                    # with a sibling for the database's write lock.
+                    worker = threading.Thread(
+                        target=self._work, name="consent-receipt-writer", daemon=True
+                    )
+                    worker.start()
+                    self._workers.append(worker)
+        job = _Job(receipt)
+        self._jobs.put(job)
+        return job
 
     def _work(self) -> None:
         while True:
@@ -1434,16 +1591,15 @@ class DurableRecorder:
                     stop = True
                     break
                 batch.append(queued)
-            running = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
-            if running:
+            live = [job for job in batch if not job.abandoned]
+            if live:
                 try:
-                    self.store.add_many([receipt for receipt, _ in running])
+                    self.store.add_many([job.receipt for job in live])
                 except Exception as err:
-                    for _, future in running:
-                        future.set_exception(err)
-                else:
-                    for _, future in running:
-                        future.set_result(None)
+                    for job in live:
+                        job.error = err
+                for job in live:
+                    job.done.release()
             if stop:
                 return
 
@@ -1452,7 +1608,7 @@ class DurableRecorder:
             self._skip_store_until = time.monotonic() + self._retry_interval
             was_healthy, self._is_healthy = self._is_healthy, False
         if was_healthy:
-            timed_out = isinstance(err, concurrent.futures.TimeoutError)
+            timed_out = isinstance(err, TimeoutError)
             reason = "timed out" if timed_out else type(err).__name__
             logger.warning(
                 "The receipt store failed (%s); receipts go to the spool %s until"
@@ -1462,6 +1618,8 @@ class DurableRecorder:
             )
 
     def _store_worked(self) -> None:
+        if self._is_healthy and not self._skip_store_until:
+            return
         with self._state_lock:
             was_healthy, self._is_healthy = self._is_healthy, True
             self._skip_store_until = 0.0

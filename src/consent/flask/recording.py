@@ -157,14 +157,18 @@ class ReceiptKeeper:
         from ..receipts import Receipt
         from ..receipts import anonymize_ip
 
+        environ = request.environ
         return Receipt.from_state(
             state,
             self.policy,
             texts_hash=self.texts_hash(language),
             language=language,
             path=path,
-            user_agent=request.headers.get("User-Agent"),
-            ip=anonymize_ip(request.remote_addr, self.ip_mode, pepper=self.pepper),
+            user_agent=environ.get("HTTP_USER_AGENT"),
+            # What request.remote_addr reads, after any ProxyFix.
+            ip=anonymize_ip(
+                environ.get("REMOTE_ADDR"), self.ip_mode, pepper=self.pepper
+            ),
         )
 
     def keep(self, state: ConsentState, *, language: str, path: str) -> Receipt:
