@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sqlite3
@@ -1084,3 +1085,27 @@ def test_sqlite_store_closes_connections_of_finished_threads(tmp_path):
     assert open_fds() - before < 10
     assert store.count() == 30
     store.close()
+
+
+@pytest.mark.parametrize("count", [1, 50, 51, 1001])
+def test_add_many_keeps_batches_of_every_size(store, count):
+    # One multi-row statement up to 50 receipts, several in one transaction
+    # beyond; receipts repeated within the batch are kept once.
+    receipts = [make_receipt(n) for n in range(count)]
+    store.add_many(receipts + receipts[: count // 2])
+    assert store.count() == count
+    assert store.get(receipts[-1].receipt_id) == receipts[-1]
+
+
+@given(
+    st.one_of(
+        st.ip_addresses(v=4).map(lambda ip: (str(ip), 24)),
+        st.ip_addresses(v=6)
+        .filter(lambda ip: ip.ipv4_mapped is None)
+        .map(lambda ip: (str(ip), 48)),
+    )
+)
+def test_anonymize_ip_truncates_like_ip_network(ip_and_prefix):
+    ip, prefix = ip_and_prefix
+    expected = str(ipaddress.ip_network((ip, prefix), strict=False))
+    assert anonymize_ip(ip, "truncate") == expected

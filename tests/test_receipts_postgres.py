@@ -352,3 +352,31 @@ def test_receipts_survive_a_server_restart(tmp_path, pg_schema):
     assert list(check.iter_receipts(batch_size=7)) == receipts
     check.close()
     assert elapsed < 30
+
+
+@pytest.mark.parametrize("count", [1, 50, 51, 1001])
+def test_add_many_keeps_batches_of_every_size(store, pg_schema, count):
+    receipts = [make_receipt(n) for n in range(count)]
+    store.add_many(receipts + receipts[: count // 2])
+    assert sorted(rows_in(pg_schema)) == sorted(r.receipt_id for r in receipts)
+
+
+def test_a_broken_write_connection_is_replaced(store, pg_schema):
+    # Writes keep one connection open between them; when the server drops
+    # it, that write fails (the recorder spools it) and the next one opens
+    # a fresh connection.
+    first, lost, third = make_receipt(0), make_receipt(1), make_receipt(2)
+    store.add(first)
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
+    ) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND datname = 'test'"
+            " AND query LIKE %s",
+            (f"%{pg_schema}.consent_receipts%",),
+        )
+    with pytest.raises(sa.exc.DBAPIError):
+        store.add(lost)
+    store.add(third)
+    assert sorted(rows_in(pg_schema)) == sorted([first.receipt_id, third.receipt_id])
