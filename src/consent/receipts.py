@@ -984,7 +984,6 @@ class SQLReceiptStore:
         self._write_lock = threading.Lock()
         self._write_conn: sa.Connection | None = None
         self._inherited: list[sa.Connection] = []
-        self._insert: sa.Executable | None = None
         self._driver_sql: bool | None = None
         self._insert_sqls: dict[int, str] = {}
 
@@ -1065,12 +1064,13 @@ class SQLReceiptStore:
     def add_many(self, receipts: cabc.Iterable[Receipt]) -> None:
         """Keep several receipts at once, all or none, idempotently.
 
-        On PostgreSQL and SQLite, up to 1,000 receipts go in one ``INSERT ...
-        ON CONFLICT DO NOTHING`` statement that commits by itself, on a
-        connection kept open for writes: one round trip and one durable
-        commit. More go in one transaction. Elsewhere, ids already present are
-        skipped in a transaction; a concurrent insert of the same id then
-        fails it, and a retry succeeds.
+        On PostgreSQL, up to 50 receipts go in one ``INSERT ... ON CONFLICT
+        DO NOTHING`` statement that commits by itself, on a connection kept
+        open for writes: one round trip and one durable commit. More, and
+        other databases, go in one transaction: ``INSERT ... ON CONFLICT DO
+        NOTHING`` on PostgreSQL and SQLite; elsewhere, ids already present
+        are skipped, a concurrent insert of the same id then fails the
+        transaction, and a retry succeeds.
         """
         import sqlalchemy as sa
 
@@ -1088,28 +1088,32 @@ class SQLReceiptStore:
             with self._writer() as conn:
                 conn.exec_driver_sql(self._insert_sql(engine, len(rows)), params)
             return
-        insert = self._single_statement_insert(engine)
-        if insert is not None:
-            if len(rows) <= engine.dialect.insertmanyvalues_page_size:
-                with self._writer() as conn:
-                    # RETURNING makes SQLAlchemy send every row in one
-                    # statement ("insertmanyvalues"), which commits them all.
-                    conn.execute(insert, rows).all()
-            else:
-                with engine.begin() as conn:
-                    conn.execute(insert, rows).all()
-            return
         table = self._tables.receipts
+        dialect = engine.dialect.name
         with engine.begin() as conn:
-            ids = [row["receipt_id"] for row in rows]
-            present = set(
-                conn.scalars(
-                    sa.select(table.c.receipt_id).where(table.c.receipt_id.in_(ids))
+            if dialect == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                conn.execute(
+                    postgresql.insert(table).on_conflict_do_nothing(
+                        index_elements=["receipt_id"]
+                    ),
+                    rows,
                 )
-            )
-            rows = [row for row in rows if row["receipt_id"] not in present]
-            if rows:
-                conn.execute(table.insert(), rows)
+            elif dialect == "sqlite":
+                from sqlalchemy.dialects import sqlite
+
+                conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+            else:
+                ids = [row["receipt_id"] for row in rows]
+                present = set(
+                    conn.scalars(
+                        sa.select(table.c.receipt_id).where(table.c.receipt_id.in_(ids))
+                    )
+                )
+                rows = [row for row in rows if row["receipt_id"] not in present]
+                if rows:
+                    conn.execute(table.insert(), rows)
 
     def _driver_sql_ok(self, engine: sa.Engine) -> bool:
         # PostgreSQL's drivers take named parameters and adapt every column
@@ -1147,28 +1151,6 @@ class SQLReceiptStore:
                 statement.compile(dialect=engine.dialect)
             )
         return sql
-
-    def _single_statement_insert(self, engine: sa.Engine) -> sa.Executable | None:
-        if self._insert is None:
-            dialect = engine.dialect
-            table = self._tables.receipts
-            insert: sa.Insert
-            if dialect.name == "postgresql":
-                from sqlalchemy.dialects import postgresql
-
-                insert = postgresql.insert(table).on_conflict_do_nothing(
-                    index_elements=["receipt_id"]
-                )
-            elif dialect.name == "sqlite":
-                from sqlalchemy.dialects import sqlite
-
-                insert = sqlite.insert(table).on_conflict_do_nothing()
-            else:
-                return None
-            if not (dialect.insert_returning and dialect.use_insertmanyvalues):
-                return None
-            self._insert = insert.returning(table.c.receipt_id)
-        return self._insert
 
     @contextlib.contextmanager
     def _writer(self) -> cabc.Iterator[sa.Connection]:
