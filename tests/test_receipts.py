@@ -81,12 +81,22 @@ def policy():
     )
 
 
-@pytest.fixture(params=["sqlite3", "sqlalchemy"])
+@pytest.fixture(
+    params=[
+        "sqlite3",
+        "sqlalchemy",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
 def store(request, tmp_path):
     if request.param == "sqlite3":
         store = SQLiteReceiptStore(tmp_path / "receipts.db")
-    else:
+    elif request.param == "sqlalchemy":
         store = SQLReceiptStore(f"sqlite:///{tmp_path / 'receipts.db'}")
+    else:
+        # A role of its own, whose search path is its own schema.
+        role = request.getfixturevalue("pg_role")
+        store = SQLReceiptStore(f"postgresql+psycopg://{role}@127.0.0.1:5432/test")
     yield store
     store.close()
 

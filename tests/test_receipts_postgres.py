@@ -20,10 +20,11 @@ from consent.receipts import DurableRecorder
 from consent.receipts import Receipt
 from consent.receipts import SQLReceiptStore
 from consent.receipts import open_store
+from tests.conftest import PG_URL
+from tests.conftest import wait_for_postgres
 
 pytestmark = pytest.mark.postgres
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # Nothing listens on port 1: connections are refused at once.
 DOWN_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -52,28 +53,16 @@ def make_receipt(
     )
 
 
-def wait_until_ready(limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        ready = subprocess.run(
-            ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], check=False
-        )
-        if ready.returncode == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError("PostgreSQL did not come back within the time limit.")
-
-
 @pytest.fixture
 def pg_schema():
     """A schema of its own, so that runs in parallel do not meet."""
-    wait_until_ready()
+    wait_for_postgres()
     name = f"consent_test_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {name}"))
     yield name
-    wait_until_ready()
+    wait_for_postgres()
     engine.dispose()
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
@@ -335,7 +324,7 @@ def test_receipts_survive_a_server_restart(tmp_path, pg_schema):
         finally:
             if not is_ready():
                 pg_ctl("start")
-            wait_until_ready()
+            wait_for_postgres()
         for receipt in receipts[40:]:
             recorder.record(receipt)
         recorder.flush()
@@ -352,13 +341,6 @@ def test_receipts_survive_a_server_restart(tmp_path, pg_schema):
     assert list(check.iter_receipts(batch_size=7)) == receipts
     check.close()
     assert elapsed < 30
-
-
-@pytest.mark.parametrize("count", [1, 50, 51, 1001])
-def test_add_many_keeps_batches_of_every_size(store, pg_schema, count):
-    receipts = [make_receipt(n) for n in range(count)]
-    store.add_many(receipts + receipts[: count // 2])
-    assert sorted(rows_in(pg_schema)) == sorted(r.receipt_id for r in receipts)
 
 
 def test_a_broken_write_connection_is_replaced(store, pg_schema):
