@@ -279,6 +279,7 @@ def test_from_json_refuses_what_is_not_a_receipt(text):
         ("2001:DB8:ABCD:0012:0000:0000:0000:0001", "2001:db8:abcd::/48"),
         ("fe80::1%eth0", "fe80::/48"),
         ("::ffff:203.0.113.77", "203.0.113.0/24"),
+        ("203.0.113.77%eth0", "203.0.113.0/24"),
     ],
 )
 def test_anonymize_ip_truncates(ip, expected):
@@ -303,7 +304,19 @@ def test_anonymize_ip_hash_does_not_depend_on_spelling():
     )
 
 
-@pytest.mark.parametrize("ip", [None, "", "unknown", "999.1.1.1", "203.0.113.77, x"])
+@pytest.mark.parametrize(
+    "ip",
+    [
+        None,
+        "",
+        "unknown",
+        "999.1.1.1",
+        "203.0.113.77, x",
+        "203.0.113.077",
+        "203.0.113",
+        "203.0.113.77\x00",
+    ],
+)
 @pytest.mark.parametrize("mode", ["truncate", "hash", "none"])
 def test_anonymize_ip_gives_none_for_what_is_not_an_address(ip, mode):
     assert anonymize_ip(ip, mode, pepper=b"p" * 32) is None

@@ -30,6 +30,7 @@ import math
 import os
 import queue
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -131,6 +132,15 @@ def anonymize_ip(
         )
     if mode == "none" or not ip:
         return None
+    if mode == "truncate":
+        try:
+            # The common case, a plain IPv4 address, without building an
+            # ipaddress object: four bytes, the last one dropped.
+            a, b, c, _ = socket.inet_pton(socket.AF_INET, ip.strip())
+        except (OSError, ValueError):  # not IPv4, or a NUL in the text
+            pass
+        else:
+            return f"{a}.{b}.{c}.0/24"
     address = _parse_ip(ip)
     if address is None:
         return None
@@ -487,7 +497,14 @@ def _parse_time(value: str) -> datetime:
 
 
 def _choices_json(receipt: Receipt) -> str:
-    return json.dumps(dict(receipt.choices), separators=(",", ":"))
+    return _choices_to_json(receipt.choices)
+
+
+@functools.lru_cache(maxsize=256)
+def _choices_to_json(choices: tuple[tuple[str, bool], ...]) -> str:
+    # Most visitors make one of a few choices (all, none, a category or
+    # two): their JSON is made once, not for every receipt.
+    return json.dumps(dict(choices), separators=(",", ":"))
 
 
 def _from_row(row: cabc.Sequence[t.Any], created_at: datetime) -> Receipt:
