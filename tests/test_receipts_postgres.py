@@ -362,3 +362,57 @@ def test_a_broken_write_connection_is_replaced(store, pg_schema):
         store.add(lost)
     store.add(third)
     assert sorted(rows_in(pg_schema)) == sorted([first.receipt_id, third.receipt_id])
+
+
+def visitor_text_receipt(n: int, *, ip: str | None) -> Receipt:
+    return Receipt(
+        receipt_id=uuid.uuid4().hex,
+        consent_id="visitor-9",
+        created_at=datetime(2025, 3, 1, 13, 30, 15, 123456, tzinfo=timezone.utc),
+        revision="r1",
+        texts_hash="ab" * 32,
+        choices=(("analytics", n % 2 == 0), ("maps", True)),
+        method="preferences",
+        language="zh-Hant",
+        path="/文章/%E4%B8%AD",
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) 'quoted' \"double\" $1 %s",
+        ip=ip,
+    )
+
+
+@pytest.mark.parametrize("prepare_threshold", [5, None])
+def test_receipts_written_in_one_statement_read_back_exactly(
+    pg_schema, prepare_threshold
+):
+    # Small batches go in one statement on a kept-open connection; what
+    # comes back is what went in: text outside ASCII, quotes and placeholder
+    # look-alikes, a missing IP, microseconds in UTC. With prepared
+    # statements turned off (PgBouncer in transaction mode), the same.
+    engine = sa.create_engine(
+        PG_URL, connect_args={"prepare_threshold": prepare_threshold}
+    )
+    store = SQLReceiptStore(engine, schema=pg_schema)
+    try:
+        written = [
+            visitor_text_receipt(n, ip=None if n else "2001:db8::/48") for n in range(3)
+        ]
+        store.add(written[0])
+        store.add_many(written[1:])
+        store.add_many(written)  # again: kept once
+        assert store.for_consent_id("visitor-9") == sorted(
+            written, key=lambda r: (r.created_at, r.receipt_id)
+        )
+    finally:
+        store.close()
+        engine.dispose()
+
+
+def test_a_failed_write_raises_the_sqlalchemy_error_of_its_sqlstate(store, pg_schema):
+    store.add(make_receipt(0))
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
+    ) as admin:
+        admin.execute(f"DROP TABLE {pg_schema}.consent_receipts")
+    with pytest.raises(sa.exc.ProgrammingError) as caught:
+        store.add(make_receipt(1))
+    assert isinstance(caught.value.orig, psycopg.errors.UndefinedTable)
