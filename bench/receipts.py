@@ -61,8 +61,8 @@ from .common import print_goals
 if t.TYPE_CHECKING:
     import sqlalchemy as sa
 
-ROUNDS = int(os.environ.get("BENCH_RECEIPTS_ROUNDS", "4"))
-DURATION = int(os.environ.get("BENCH_RECEIPTS_SECONDS", "4"))
+ROUNDS = int(os.environ.get("BENCH_RECEIPTS_ROUNDS", "6"))
+DURATION = int(os.environ.get("BENCH_RECEIPTS_SECONDS", "5"))
 WARMUP = 1
 CONNECTIONS = 8
 EXPORT_RECEIPTS = int(os.environ.get("BENCH_RECEIPTS_EXPORT", "1000000"))
