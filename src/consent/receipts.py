@@ -500,6 +500,28 @@ def _choices_json(receipt: Receipt) -> str:
     return _choices_to_json(receipt.choices)
 
 
+def _check_pg(result: t.Any, statement: str) -> None:
+    """Unless a libpq result is a success, raise what SQLAlchemy raises for
+    the same failure: psycopg's error class for its SQLSTATE, wrapped in
+    SQLAlchemy's, so that a store fails alike on every path."""
+    import psycopg
+    import sqlalchemy as sa
+    from psycopg import pq
+
+    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return
+    message = (result.error_message or b"").decode("utf-8", "replace").strip()
+    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
+    try:
+        error = psycopg.errors.lookup(sqlstate.decode()) if sqlstate else None
+    except KeyError:
+        error = None
+    orig = (error or psycopg.OperationalError)(
+        message or f"PostgreSQL answered {result.status.name}."
+    )
+    raise sa.exc.DBAPIError.instance(statement, None, orig, psycopg.Error)
+
+
 @functools.lru_cache(maxsize=256)
 def _choices_to_json(choices: tuple[tuple[str, bool], ...]) -> str:
     # Most visitors make one of a few choices (all, none, a category or
@@ -1001,8 +1023,7 @@ class SQLReceiptStore:
         self._write_lock = threading.Lock()
         self._write_conn: sa.Connection | None = None
         self._inherited: list[sa.Connection] = []
-        self._driver_sql: bool | None = None
-        self._insert_sqls: dict[int, str] = {}
+        self._insert_sqls: dict[int, tuple[str, list[str]]] = {}
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
@@ -1095,15 +1116,8 @@ class SQLReceiptStore:
         if not rows:
             return
         engine = self._ready()
-        if len(rows) <= _ROWS_PER_INSERT and self._driver_sql_ok(engine):
-            # The statement SQLAlchemy compiled for this many rows, sent as
-            # it is: a receipt is on every consent post, and compiling and
-            # processing it anew each time costs more than the round trip.
-            params = {
-                f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()
-            }
-            with self._writer() as conn:
-                conn.exec_driver_sql(self._insert_sql(engine, len(rows)), params)
+        if len(rows) <= _ROWS_PER_INSERT and self._is_psycopg(engine):
+            self._insert_in_one_call(engine, rows)
             return
         table = self._tables.receipts
         dialect = engine.dialect.name
@@ -1132,24 +1146,17 @@ class SQLReceiptStore:
                 if rows:
                     conn.execute(table.insert(), rows)
 
-    def _driver_sql_ok(self, engine: sa.Engine) -> bool:
-        # PostgreSQL's drivers take named parameters and adapt every column
-        # type of the table themselves (no bind processors).
-        if self._driver_sql is None:
-            dialect = engine.dialect
-            self._driver_sql = (
-                dialect.name == "postgresql"
-                and dialect.paramstyle in ("pyformat", "named")
-                and all(
-                    c.type.dialect_impl(dialect).bind_processor(dialect) is None
-                    for c in self._tables.receipts.c
-                )
-            )
-        return self._driver_sql
+    @staticmethod
+    def _is_psycopg(engine: sa.Engine) -> bool:
+        dialect = engine.dialect
+        return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
-    def _insert_sql(self, engine: sa.Engine, rows: int) -> str:
-        sql = self._insert_sqls.get(rows)
-        if sql is None:
+    def _insert_statement(self, engine: sa.Engine, rows: int) -> tuple[str, list[str]]:
+        """The ``INSERT ... ON CONFLICT DO NOTHING`` of ``rows`` rows as
+        SQLAlchemy compiles it for this engine with ``$n`` placeholders, and
+        the names of its parameters in order."""
+        compiled = self._insert_sqls.get(rows)
+        if compiled is None:
             import sqlalchemy as sa
             from sqlalchemy.dialects import postgresql
 
@@ -1164,10 +1171,60 @@ class SQLReceiptStore:
                 ]
             )
             statement = statement.on_conflict_do_nothing(index_elements=["receipt_id"])
-            sql = self._insert_sqls[rows] = str(
-                statement.compile(dialect=engine.dialect)
-            )
-        return sql
+            # psycopg's dialect casts every parameter to its column's type,
+            # so that values sent as text need no type of their own.
+            dialect_class: t.Any = type(engine.dialect)
+            sql = statement.compile(dialect=dialect_class(paramstyle="numeric_dollar"))
+            assert sql.positiontup is not None
+            compiled = self._insert_sqls[rows] = (str(sql), list(sql.positiontup))
+        return compiled
+
+    def _insert_in_one_call(
+        self, engine: sa.Engine, rows: list[dict[str, t.Any]]
+    ) -> None:
+        """Insert up to 50 rows on the kept-open write connection in one
+        libpq call, which commits by itself (autocommit).
+
+        A receipt is on every consent post. Going through SQLAlchemy's
+        ``execute`` and psycopg's costs more Python than the round trip, and
+        under load every extra step that waits hands the interpreter lock to
+        another thread and waits to get it back. So the statement is
+        SQLAlchemy's, the values are dumped as text by the connection's own
+        psycopg adapters, and one libpq call sends them: prepared once per
+        connection and row count, unless the connection prepares nothing
+        (``prepare_threshold=None``, as PgBouncer in transaction mode needs).
+        """
+        from psycopg.adapt import PyFormat
+
+        sql, names = self._insert_statement(engine, len(rows))
+        params = {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
+        with self._writer() as conn:
+            entry = conn.connection
+            driver = entry.driver_connection
+            assert driver is not None
+            dumpers: dict[type, t.Any] = entry.info.setdefault("consent_dumpers", {})
+            values: list[t.Any] = []
+            for param in names:
+                value = params[param]
+                if value is None:
+                    values.append(None)
+                    continue
+                dumper = dumpers.get(type(value))
+                if dumper is None:
+                    found = driver.adapters.get_dumper(type(value), PyFormat.TEXT)
+                    dumper = dumpers[type(value)] = found(type(value), driver)
+                values.append(dumper.dump(value))
+            pgconn = driver.pgconn
+            query = sql.encode(driver.info.encoding)
+            if driver.prepare_threshold is None:
+                _check_pg(pgconn.exec_params(query, values), sql)
+                return
+            prepared: set[int] = entry.info.setdefault("consent_prepared", set())
+            statement = f"consent_insert_{len(rows)}".encode()
+            if len(rows) not in prepared:
+                _check_pg(pgconn.prepare(statement, query), sql)
+                prepared.add(len(rows))
+            _check_pg(pgconn.exec_prepared(statement, values), sql)
 
     @contextlib.contextmanager
     def _writer(self) -> cabc.Iterator[sa.Connection]:
