@@ -496,34 +496,8 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
-def _choices_json(receipt: Receipt) -> str:
-    return _choices_to_json(receipt.choices)
-
-
-def _check_pg(result: t.Any, statement: str) -> None:
-    """Unless a libpq result is a success, raise what SQLAlchemy raises for
-    the same failure: psycopg's error class for its SQLSTATE, wrapped in
-    SQLAlchemy's, so that a store fails alike on every path."""
-    import psycopg
-    import sqlalchemy as sa
-    from psycopg import pq
-
-    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
-        return
-    message = (result.error_message or b"").decode("utf-8", "replace").strip()
-    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
-    try:
-        error = psycopg.errors.lookup(sqlstate.decode()) if sqlstate else None
-    except KeyError:
-        error = None
-    orig = (error or psycopg.OperationalError)(
-        message or f"PostgreSQL answered {result.status.name}."
-    )
-    raise sa.exc.DBAPIError.instance(statement, None, orig, psycopg.Error)
-
-
 @functools.lru_cache(maxsize=256)
-def _choices_to_json(choices: tuple[tuple[str, bool], ...]) -> str:
+def _choices_json(choices: tuple[tuple[str, bool], ...]) -> str:
     # Most visitors make one of a few choices (all, none, a category or
     # two): their JSON is made once, not for every receipt.
     return json.dumps(dict(choices), separators=(",", ":"))
@@ -721,7 +695,7 @@ class SQLiteReceiptStore:
             _format_time(receipt.created_at),
             receipt.revision,
             receipt.texts_hash,
-            _choices_json(receipt),
+            _choices_json(receipt.choices),
             receipt.method,
             receipt.language,
             receipt.path,
@@ -978,6 +952,28 @@ def _sqlite_pragmas(dbapi_connection: t.Any, connection_record: t.Any) -> None:
     cursor.close()
 
 
+def _check_pg(result: t.Any, statement: str) -> None:
+    """Unless a libpq result is a success, raise what SQLAlchemy raises for
+    the same failure: psycopg's error class for its SQLSTATE, wrapped in
+    SQLAlchemy's, so that a store fails alike on every path."""
+    import psycopg
+    import sqlalchemy as sa
+    from psycopg import pq
+
+    if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        return
+    message = (result.error_message or b"").decode("utf-8", "replace").strip()
+    sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
+    try:
+        error = psycopg.errors.lookup(sqlstate.decode()) if sqlstate else None
+    except KeyError:
+        error = None
+    orig = (error or psycopg.OperationalError)(
+        message or f"PostgreSQL answered {result.status.name}."
+    )
+    raise sa.exc.DBAPIError.instance(statement, None, orig, psycopg.Error)
+
+
 class SQLReceiptStore:
     """Keep receipts in a database through SQLAlchemy Core.
 
@@ -1087,7 +1083,7 @@ class SQLReceiptStore:
             "created_at": self._to_db(receipt.created_at, "created_at"),
             "revision": receipt.revision,
             "texts_hash": receipt.texts_hash,
-            "choices": _choices_json(receipt),
+            "choices": _choices_json(receipt.choices),
             "method": receipt.method,
             "language": receipt.language,
             "path": receipt.path,
