@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import contextlib
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -209,3 +210,36 @@ def gunicorn(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
+_REQUESTS = re.compile(r"(\d+) requests in")
+
+
+def wrk(
+    url: str, seconds: int, *options: str, connections: int = 8
+) -> dict[str, t.Any]:
+    """Load ``url`` with wrk (one thread) for ``seconds``; requests per
+    second, requests completed, responses that were not 2xx or 3xx, and
+    socket errors. ``options`` go to wrk as they are (``-H``, ``-s``)."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *options, url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+    rps = _RPS.search(out)
+    requests = _REQUESTS.search(out)
+    if rps is None or requests is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    non_2xx = _NON_2XX.search(out)
+    socket_errors = _SOCKET_ERRORS.search(out)
+    return {
+        "rps": float(rps.group(1)),
+        "requests": int(requests.group(1)),
+        "non_2xx_3xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else None,
+    }

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -57,6 +56,7 @@ from .common import goal
 from .common import gunicorn
 from .common import median
 from .common import print_goals
+from .common import wrk
 
 if t.TYPE_CHECKING:
     import sqlalchemy as sa
@@ -86,10 +86,6 @@ CONTENDERS = {
     "postgresql": "receipts in PostgreSQL",
 }
 _CSRF_COOKIE = "consent_csrf"
-_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
-_REQUESTS = re.compile(r"(\d+) requests in")
 
 
 def create(kind: str = "off") -> Flask:
@@ -175,35 +171,9 @@ def _post(url: str, cookie: str, body: str) -> int:
         return err.code
 
 
-def wrk(url: str, script: Path, seconds: int) -> dict[str, t.Any]:
-    """Run wrk with the form post of ``script``; requests/second and errors."""
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{seconds}s",
-            "-s",
-            str(script),
-            url + "/consent",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    ).stdout
-    rps = _RPS.search(out)
-    requests = _REQUESTS.search(out)
-    if rps is None or requests is None:
-        raise RuntimeError(f"cannot read wrk's output:\n{out}")
-    non_2xx = _NON_2XX.search(out)
-    socket_errors = _SOCKET_ERRORS.search(out)
-    return {
-        "rps": float(rps.group(1)),
-        "requests": int(requests.group(1)),
-        "non_2xx_3xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else None,
-    }
+def post_load(url: str, script: Path, seconds: int) -> dict[str, t.Any]:
+    """wrk sending the form post of ``script`` to ``url``/consent."""
+    return wrk(url + "/consent", seconds, "-s", str(script), connections=CONNECTIONS)
 
 
 def _lua(cookie: str, body: str) -> str:
@@ -354,11 +324,11 @@ def post_throughput() -> dict[str, t.Any]:
                 for kind in kinds
             }
             for kind in kinds:
-                sent[kind] += wrk(urls[kind], script, WARMUP)["requests"]
+                sent[kind] += post_load(urls[kind], script, WARMUP)["requests"]
             for round_ in range(ROUNDS):
                 shift = round_ % len(kinds)
                 for kind in kinds[shift:] + kinds[:shift]:
-                    result = wrk(urls[kind], script, DURATION)
+                    result = post_load(urls[kind], script, DURATION)
                     if result["non_2xx_3xx"]:
                         raise RuntimeError(
                             f"{kind}: {result['non_2xx_3xx']} responses were"

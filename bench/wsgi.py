@@ -23,9 +23,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import contextlib
 import os
-import re
 import shutil
-import subprocess
 import typing as t
 import urllib.error
 import urllib.request
@@ -39,6 +37,7 @@ from .common import interleaved_timeit
 from .common import median
 from .common import paired_ratio
 from .common import print_goals
+from .common import wrk
 
 ROUNDS = int(os.environ.get("BENCH_WSGI_ROUNDS", "8"))
 DURATION = int(os.environ.get("BENCH_WSGI_SECONDS", "3"))
@@ -57,11 +56,6 @@ CONTENDERS = {
     "c": ("consent_unasked", "extension, page never asks"),
     "d": ("session", "no extension, page reads session['x']"),
 }
-
-_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
-_REQUESTS = re.compile(r"(\d+) requests in")
 
 
 @contextlib.contextmanager
@@ -87,35 +81,9 @@ def _get(url: str, cookie: str) -> bytes:
         return t.cast(bytes, response.read())
 
 
-def wrk(url: str, cookie: str, seconds: int) -> dict[str, t.Any]:
-    """Run wrk against ``url``; return requests/second and any errors."""
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{seconds}s",
-            "-H",
-            f"Cookie: {cookie}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    ).stdout
-    rps = _RPS.search(out)
-    if rps is None:
-        raise RuntimeError(f"cannot read wrk's output:\n{out}")
-    non_2xx = _NON_2XX.search(out)
-    socket_errors = _SOCKET_ERRORS.search(out)
-    requests = _REQUESTS.search(out)
-    return {
-        "rps": float(rps.group(1)),
-        "requests": int(requests.group(1)) if requests else None,
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else None,
-    }
+def get_load(url: str, cookie: str, seconds: int) -> dict[str, t.Any]:
+    """wrk sending GET requests with ``cookie`` to ``url``."""
+    return wrk(url, seconds, "-H", f"Cookie: {cookie}", connections=CONNECTIONS)
 
 
 def _in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
@@ -168,14 +136,14 @@ def run() -> dict[str, t.Any]:
             for letter, (kind, _) in CONTENDERS.items()
         }
         for letter in letters:
-            wrk(urls[letter], cookies[letter], WARMUP)
+            get_load(urls[letter], cookies[letter], WARMUP)
         for round_ in range(ROUNDS):
             shift = round_ % len(letters)
             for letter in letters[shift:] + letters[:shift]:
-                result = wrk(urls[letter], cookies[letter], DURATION)
-                if result["non_2xx"]:
+                result = get_load(urls[letter], cookies[letter], DURATION)
+                if result["non_2xx_3xx"]:
                     raise RuntimeError(
-                        f"{CONTENDERS[letter][0]}: {result['non_2xx']} non-2xx"
+                        f"{CONTENDERS[letter][0]}: {result['non_2xx_3xx']} non-2xx"
                         " responses"
                     )
                 runs[letter].append(result)
