@@ -9,6 +9,7 @@ from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from html.parser import HTMLParser
+from importlib import resources
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,6 +29,7 @@ from consent.flask import Consent
 from consent.flask import consent_changed
 from consent.flask import consent_given
 from consent.flask import consent_withdrawn
+from consent.flask.extension import asset_version
 
 SCRIPT = '<script src="/static/analytics.js"></script>'
 BANNER = 'id="cookie-consent"'
@@ -940,3 +942,38 @@ def test_inline_css_can_be_turned_off(app_factory, policy) -> None:
     assert re.search(
         r'<link rel="stylesheet" href="/consent/static/consent.css\?v=', html
     )
+
+
+@pytest.mark.parametrize(
+    ("filename", "mimetype"),
+    [("consent.js", "text/javascript"), ("consent.css", "text/css")],
+)
+def test_versioned_static_files_are_the_files_cached_for_a_year(
+    client, filename: str, mimetype: str
+) -> None:
+    path = f"/consent/static/{filename}?v={asset_version(filename)}"
+    file = resources.files("consent") / "static" / "consent" / filename
+    with client.get(path) as response:
+        assert response.status_code == 200
+        assert response.data == file.read_bytes()
+        assert response.mimetype == mimetype
+        assert response.cache_control.public
+        assert response.cache_control.max_age == 365 * 24 * 3600
+        etag = response.headers["ETag"]
+    assert etag == f'"{asset_version(filename)}"'
+    with client.get(path, headers={"If-None-Match": etag}) as again:
+        assert again.status_code == 304
+        assert again.data == b""
+
+
+def test_unversioned_and_unknown_static_files_keep_flasks_answers(client) -> None:
+    with client.get("/consent/static/consent.js") as plain:
+        assert plain.status_code == 200
+        assert plain.cache_control.max_age != 365 * 24 * 3600
+    for path in (
+        "/consent/static/missing.js?v=1",
+        "/consent/static/../extension.py?v=1",
+        "/consent/static/%2e%2e/flask/views.py?v=1",
+    ):
+        with client.get(path) as response:
+            assert response.status_code == 404, path

@@ -24,6 +24,7 @@ from flask import request
 from flask import url_for
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
+from markupsafe import escape
 from werkzeug.local import LocalProxy
 
 from ..codec import CookieCodec
@@ -774,21 +775,15 @@ def banner_style_hash() -> str:
 
 def _asset_tags(css: bool = True, inline: bool = False) -> Markup:
     nonce = csp_nonce()
-    nonce_attr = Markup(' nonce="{}"').format(nonce) if nonce else Markup("")
-    tags = Markup('<script src="{}" defer{}></script>').format(
-        _asset_url("consent.js"), nonce_attr
-    )
+    nonce_attr = f' nonce="{escape(nonce)}"' if nonce else ""
+    script = escape(_asset_url("consent.js"))
+    tags = f'<script src="{script}" defer{nonce_attr}></script>'
     if css and inline:
-        style = Markup("<style{}>{}</style>").format(nonce_attr, Markup(banner_css()))
-        tags = style + tags
+        tags = f"<style{nonce_attr}>{banner_css()}</style>{tags}"
     elif css:
-        tags = (
-            Markup('<link rel="stylesheet" href="{}">').format(
-                _asset_url("consent.css")
-            )
-            + tags
-        )
-    return tags
+        sheet = escape(_asset_url("consent.css"))
+        tags = f'<link rel="stylesheet" href="{sheet}">{tags}'
+    return Markup(tags)
 
 
 def consent_banner() -> Markup:
@@ -801,7 +796,7 @@ def consent_banner() -> Markup:
     if rc.banner_rendered or rc.banner_suppressed or not rc.needs_banner:
         return Markup("")
     rc.banner_rendered = True
-    return Markup(render_template("consent/banner.html", **_page_context(rc)))
+    return Markup(render_template("consent/banner.html", **_banner_context(rc)))
 
 
 def consent_mode_head(region: cabc.Sequence[str] | None = None) -> Markup:
@@ -871,13 +866,12 @@ def _here() -> str:
     return request.script_root + path
 
 
-def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
-    """What the banner and the library's pages need to render."""
+def _banner_context(rc: RequestConsent) -> dict[str, t.Any]:
+    """What the banner needs to render."""
     policy = rc.policy
-    tr = rc.translator
     purposes = ", ".join(c.title for c in policy.optional_categories)
     return {
-        "t": tr,
+        "t": rc.translator,
         "policy": policy,
         "purposes": purposes,
         "csrf_token": rc.csrf_token(),
@@ -886,13 +880,24 @@ def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
         "gpc_honored": rc.gpc_honored,
         "layout": rc.layout,
         "theme": rc._settings.theme,
-        "asset_tags": _asset_tags(inline=rc._settings.inline_css),
+        # Only a page without consent_head() needs the tags in the banner.
+        "asset_tags": (
+            Markup("")
+            if rc.head_rendered
+            else _asset_tags(inline=rc._settings.inline_css)
+        ),
         "mode": rc.mode,
-        "css_url": _asset_url("consent.css"),
         "update_url": url_for("consent.update"),
         "preferences_url": url_for("consent.preferences"),
         "declaration_url": url_for("consent.declaration"),
     }
+
+
+def _page_context(rc: RequestConsent) -> dict[str, t.Any]:
+    """What the banner and the library's pages need to render."""
+    context = _banner_context(rc)
+    context["css_url"] = _asset_url("consent.css")
+    return context
 
 
 def _template_context() -> dict[str, t.Any]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import mimetypes
 import typing as t
+from importlib import resources
 
 from flask import Blueprint
 from flask import current_app
@@ -23,6 +26,7 @@ from ..state import gpc_state
 from .extension import RequestConsent
 from .extension import _page_context
 from .extension import _request_consent
+from .extension import asset_version
 from .recording import grants_anything
 from .security import ConsentBadRequest
 from .security import check_same_origin
@@ -41,18 +45,48 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: How long a browser keeps a versioned static file.
+_YEAR = 365 * 24 * 3600
+
+
 class ConsentBlueprint(Blueprint):
     """The blueprint, serving versioned static files for a year.
 
     ``consent.css`` and ``consent.js`` are linked with ``?v=<content hash>``:
     a new release changes the URL, so the browser can keep each version
-    without asking again. Unversioned requests keep Flask's default.
+    without asking again. Those responses come from memory, with a strong
+    ETag of the content: they are asked for on a visitor's first page, next
+    to the page's own files. Unversioned requests keep Flask's default.
     """
 
     def get_send_file_max_age(self, filename: str | None) -> int | None:
         if request.args.get("v"):
-            return 365 * 24 * 3600
+            return _YEAR
         return super().get_send_file_max_age(filename)
+
+    def send_static_file(self, filename: str) -> Response:
+        asset = _static_asset(filename) if request.args.get("v") else None
+        if asset is None:
+            return super().send_static_file(filename)
+        body, mimetype, etag = asset
+        response = current_app.response_class(body, mimetype=mimetype)
+        response.set_etag(etag)
+        response.cache_control.public = True
+        response.cache_control.max_age = _YEAR
+        return response.make_conditional(request)
+
+
+@functools.cache
+def _static_asset(filename: str) -> tuple[bytes, str, str] | None:
+    """The content, type and ETag of one of the library's static files, or
+    None for a name that is not one of them."""
+    folder = resources.files("consent") / "static" / "consent"
+    names = {entry.name for entry in folder.iterdir() if entry.is_file()}
+    if filename not in names:
+        return None
+    body = (folder / filename).read_bytes()
+    mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return body, mimetype, asset_version(filename)
 
 
 bp = ConsentBlueprint(
