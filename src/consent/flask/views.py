@@ -73,7 +73,8 @@ class ConsentBlueprint(Blueprint):
         response.set_etag(etag)
         response.cache_control.public = True
         response.cache_control.max_age = _YEAR
-        return response.make_conditional(request)
+        response.make_conditional(request)
+        return response
 
 
 @functools.cache
