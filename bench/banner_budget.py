@@ -18,12 +18,13 @@ to the same page without a banner, are reported:
   CSS in a ``<style>`` element, so that the banner's stylesheet is the only
   request before first paint: the worst case for first paint.
 
-Every load is a first visit: the HTTP cache is off (DevTools'
-``Network.setCacheDisabled``) and cookies are cleared, and the tab goes
+Every load is a first visit: the browser's cache is emptied (DevTools'
+``Network.clearBrowserCache``) and cookies are cleared, and the tab goes
 through an empty page between pages. Everything is served from one origin
-on 127.0.0.1 by werkzeug (the apps with the extension under ``/bar/``,
-``/inline/`` and ``/bare/``), every page rendered by Flask from a template
-compiled once, and Chromium resolves every host name to loopback.
+on 127.0.0.1 by gunicorn, in processes of their own (the apps with the
+extension under ``/bar/``, ``/inline/`` and ``/bare/``), every page
+rendered by Flask from a template compiled once, and Chromium resolves
+every host name to loopback.
 
 Every response is sent with ``Cross-Origin-Opener-Policy: same-origin`` and
 ``Cross-Origin-Embedder-Policy: require-corp``, which makes the pages
@@ -31,24 +32,28 @@ cross-origin isolated: Chromium then reports paint times to the microsecond,
 where it otherwise rounds them to 4 ms, too coarse for a 5 ms budget. All
 their files are same-origin, so nothing else changes; and because the empty
 page between loads is on the same origin too, no load starts a new renderer
-process.
+process. Frames are drawn when ready rather than on a 60 Hz tick, whose
+phase would add up to 16.7 ms of noise to every first paint.
 vanilla-cookieconsent hides itself from automated browsers (its
 ``hideFromBots`` option, on by default), so pages are told that no WebDriver
 is in control, as an ordinary visitor's browser says.
 
-Measured on each load, from an init script:
+Two kinds of rounds, in two tabs of the same Chromium:
 
-- first contentful paint (``performance.getEntriesByType("paint")``);
-- when the banner is first painted: Element Timing on every element of the
-  banner (the attribute is set by a MutationObserver before the banner
-  paints), which Chromium times exactly like first contentful paint, so the
-  two compare: equal means the banner is in the first paint;
-- whether its buttons are usable then: a ``requestAnimationFrame`` loop notes
-  the first frame with the banner on screen, the least opacity of its
-  controls (with their ancestors') and the animations and transitions
-  running on it (``document.getAnimations()``), and the first frame in which
-  it is fully usable (opacity 1, nothing running);
-- layout shifts (a buffered ``layout-shift`` PerformanceObserver).
+- paint rounds time first contentful paint in pages where nothing of the
+  bench runs: once the page has loaded, it is asked for its paint entries;
+- probe rounds run an init script in every page. When the banner is first
+  painted: Element Timing on every element of the banner (the attribute is
+  set by a MutationObserver before the banner paints), which Chromium times
+  exactly like first contentful paint, so the two compare: equal means the
+  banner is in the first paint. Whether its buttons are usable then: a
+  ``requestAnimationFrame`` loop notes the first frame with the banner on
+  screen, the least opacity of its controls (with their ancestors') and the
+  animations and transitions running on it (``document.getAnimations()``),
+  and the first frame in which it is fully usable (opacity 1, nothing
+  running). Layout shifts: a buffered ``layout-shift`` PerformanceObserver.
+  That work is in the pages with a banner only, so first paint is not
+  timed from these rounds.
 
 Bytes come from the warm-up round: the HTML a banner adds to the page (the
 difference from the article alone), and each extra response it loads, each
@@ -61,16 +66,14 @@ import datetime
 import difflib
 import gzip
 import json
-import multiprocessing
-import multiprocessing.queues
 import os
-import queue
 import random
 import re
 import statistics
 import tempfile
 import time
 import typing as t
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -85,8 +88,6 @@ from playwright.sync_api import Page as PlaywrightPage
 from playwright.sync_api import ViewportSize
 from playwright.sync_api import sync_playwright
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import WSGIRequestHandler
-from werkzeug.serving import make_server
 
 from consent import Policy
 from consent.flask import Consent
@@ -94,6 +95,7 @@ from examples.hangzhou_demo.policy import build_policy
 
 from .common import Goal
 from .common import goal
+from .common import gunicorn
 from .common import median
 from .common import print_goals
 
@@ -376,52 +378,37 @@ def site(instance_path: str) -> WSGIApplication:
     )
 
 
-class QuietHandler(WSGIRequestHandler):
-    """No access log: a line per request is work no page should pay for."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+#: Where the apps keep their instance files, for the server's workers.
+INSTANCE_ENV = "BENCH_BANNER_INSTANCE"
 
 
-def _serve(instance_path: str, ports: multiprocessing.queues.Queue[int]) -> None:
-    server = make_server(
-        "127.0.0.1", 0, site(instance_path), threaded=True, request_handler=QuietHandler
+def site_from_env() -> WSGIApplication:
+    """The site, for gunicorn (``bench.banner_budget:site_from_env()``)."""
+    return site(os.environ[INSTANCE_ENV])
+
+
+#: A production server, as a site runs one: gunicorn, four worker
+#: processes of one thread each, keeping connections alive. A page's
+#: requests are answered side by side instead of taking turns at one
+#: interpreter lock, and the server does not share an interpreter with the
+#: process that drives Chromium, which handles the browser's events while
+#: the page loads.
+SERVER_OPTIONS = ("--worker-class=gthread", "--workers=4", "--threads=1")
+
+
+def serve(instance_path: str) -> t.ContextManager[str]:
+    """The site served on 127.0.0.1; yields its base URL."""
+
+    def ready(url: str) -> bool:
+        with urllib.request.urlopen(url + BLANK, timeout=2) as response:
+            return bool(response.status == 200)
+
+    return gunicorn(
+        "bench.banner_budget:site_from_env()",
+        ready,
+        options=SERVER_OPTIONS,
+        env={INSTANCE_ENV: instance_path},
     )
-    ports.put(server.server_port)
-    server.serve_forever()
-
-
-class Server:
-    """The site served on 127.0.0.1 by werkzeug, in a process of its own.
-
-    A site's server does not share an interpreter with the visitor's
-    browser: in the process that drives Chromium, the server's threads would
-    wait for the interpreter lock while that process handles the browser's
-    events, and every request would wait longer the more the page asks for.
-    """
-
-    def __init__(self, instance_path: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        ports: multiprocessing.queues.Queue[int] = context.Queue()
-        self.process = context.Process(
-            target=_serve, args=(instance_path, ports), daemon=True
-        )
-        self.process.start()
-        try:
-            port = ports.get(timeout=60)
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(
-                "The bench's server did not start within 60 s."
-            ) from None
-        self.url = f"http://127.0.0.1:{port}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
 
 
 def gz(data: bytes) -> int:
@@ -635,9 +622,7 @@ def run() -> dict[str, t.Any]:
         for package in PACKAGES
     }
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as instance:
-        server = Server(instance)
-        static = server.url
+    with tempfile.TemporaryDirectory() as instance, serve(instance) as static:
         pages = [
             Page("none", f"{static}/article.html", None, "none"),
             # The same page again: how far apart two identical pages measure.
@@ -669,10 +654,7 @@ def run() -> dict[str, t.Any]:
                 "none, no stylesheet",
             ),
         ]
-        try:
-            chromium, responses, samples = measure(pages)
-        finally:
-            server.stop()
+        chromium, responses, samples = measure(pages)
 
     results: dict[str, dict[str, t.Any]] = {}
     for page in pages:
