@@ -15,8 +15,8 @@ to the same page without a banner, are reported:
   documentation shows (``bench/peers/*.html`` and their config files), the
   library files served from ``node_modules`` (``npm ci`` installs them);
 - ``none, no stylesheet`` and ``consent, no stylesheet``: the article with its
-  CSS in a ``<style>`` element, so that the banner's stylesheet is the only
-  request before first paint: the worst case for first paint.
+  CSS in a ``<style>`` element, so that no request of the page's own hides
+  what the banner costs before first paint.
 
 Every load is a first visit: the browser's cache is emptied (DevTools'
 ``Network.clearBrowserCache``) and cookies are cleared, and the tab goes
