@@ -57,6 +57,8 @@ from .recording import ReceiptKeeper
 from .security import CSRFProtection
 
 if t.TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from flask import Flask
     from flask import Response
     from flask.typing import ResponseReturnValue
@@ -737,8 +739,13 @@ def _asset_url(filename: str) -> str:
 @functools.cache
 def asset_version(filename: str) -> str:
     """A short hash of a static file's content, for cache-busting URLs."""
-    path = resources.files("consent") / "static" / "consent" / filename
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    content = (_static_folder() / filename).read_bytes()
+    return hashlib.sha256(content).hexdigest()[:10]
+
+
+def _static_folder() -> Traversable:
+    """The folder of the library's static files."""
+    return resources.files("consent") / "static" / "consent"
 
 
 def consent_head() -> Markup:
@@ -758,8 +765,7 @@ def consent_head() -> Markup:
 @functools.cache
 def banner_css() -> str:
     """The content of ``consent.css``, as the page carries it inline."""
-    path = resources.files("consent") / "static" / "consent" / "consent.css"
-    return path.read_text(encoding="utf-8")
+    return (_static_folder() / "consent.css").read_text(encoding="utf-8")
 
 
 def banner_style_hash() -> str:

@@ -6,7 +6,6 @@ import functools
 import logging
 import mimetypes
 import typing as t
-from importlib import resources
 
 from flask import Blueprint
 from flask import current_app
@@ -26,6 +25,7 @@ from ..state import gpc_state
 from .extension import RequestConsent
 from .extension import _page_context
 from .extension import _request_consent
+from .extension import _static_folder
 from .extension import asset_version
 from .recording import grants_anything
 from .security import ConsentBadRequest
@@ -59,13 +59,8 @@ class ConsentBlueprint(Blueprint):
     to the page's own files. Unversioned requests keep Flask's default.
     """
 
-    def get_send_file_max_age(self, filename: str | None) -> int | None:
-        if request.args.get("v"):
-            return _YEAR
-        return super().get_send_file_max_age(filename)
-
     def send_static_file(self, filename: str) -> Response:
-        asset = _static_asset(filename) if request.args.get("v") else None
+        asset = _static_assets().get(filename) if request.args.get("v") else None
         if asset is None:
             return super().send_static_file(filename)
         body, mimetype, etag = asset
@@ -78,16 +73,18 @@ class ConsentBlueprint(Blueprint):
 
 
 @functools.cache
-def _static_asset(filename: str) -> tuple[bytes, str, str] | None:
-    """The content, type and ETag of one of the library's static files, or
-    None for a name that is not one of them."""
-    folder = resources.files("consent") / "static" / "consent"
-    names = {entry.name for entry in folder.iterdir() if entry.is_file()}
-    if filename not in names:
-        return None
-    body = (folder / filename).read_bytes()
-    mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    return body, mimetype, asset_version(filename)
+def _static_assets() -> dict[str, tuple[bytes, str, str]]:
+    """The content, type and ETag of each of the library's static files, by
+    name: read once, and never keyed by a name a request made up."""
+    return {
+        entry.name: (
+            entry.read_bytes(),
+            mimetypes.guess_type(entry.name)[0] or "application/octet-stream",
+            asset_version(entry.name),
+        )
+        for entry in _static_folder().iterdir()
+        if entry.is_file()
+    }
 
 
 bp = ConsentBlueprint(
