@@ -222,10 +222,6 @@ COLLECT = """
     timeout: B.timeout,
     isolated: crossOriginIsolated,
     cls: B.shifts.reduce((a, b) => a + b, 0),
-    response_start: performance.getEntriesByType("navigation")[0].responseStart,
-    blocking: performance.getEntriesByType("resource")
-      .filter((r) => r.renderBlockingStatus === "blocking")
-      .map((r) => [new URL(r.name).pathname, r.responseEnd]),
   };
 }
 """
