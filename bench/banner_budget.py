@@ -17,6 +17,10 @@ to the same page without a banner, are reported:
 - ``none, no stylesheet`` and ``consent, no stylesheet``: the article with its
   CSS in a ``<style>`` element, so that no request of the page's own hides
   what the banner costs before first paint.
+- ``consent without consent.js`` and ``consent.js alone``: the two halves
+  of ``consent``, to show where its cost goes: the same page with the
+  script tag taken out of the response, and the article with nothing but
+  that script tag added. Neither is a page the library serves.
 
 Every load is a first visit: the browser's cache is emptied (DevTools'
 ``Network.clearBrowserCache``) and cookies are cleared, and the tab goes
@@ -91,6 +95,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from consent import Policy
 from consent.flask import Consent
+from consent.flask.extension import asset_version
 from examples.hangzhou_demo.policy import build_policy
 
 from .common import Goal
@@ -105,7 +110,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 #: Rounds that time first paint, with nothing of the bench's in the page.
-ROUNDS = int(os.environ.get("BENCH_BANNER_ROUNDS", "41"))
+ROUNDS = int(os.environ.get("BENCH_BANNER_ROUNDS", "61"))
 #: Rounds that watch the banner with ``PROBE``: whether it is in the first
 #: paint, usable at once, and never shifts the page.
 PROBE_ROUNDS = int(os.environ.get("BENCH_BANNER_PROBE_ROUNDS", "11"))
@@ -279,8 +284,11 @@ def article(*, stylesheet: bool = True, from_root: bool = False) -> str:
     )
 
 
-def consent_app(layout: str, instance_path: str, *, stylesheet: bool = True) -> Flask:
-    """The article with the banner, as an app using the extension serves it."""
+def consent_app(
+    layout: str, instance_path: str, *, stylesheet: bool = True, script: bool = True
+) -> Flask:
+    """The article with the banner, as an app using the extension serves it;
+    without ``script``, the tag of ``consent.js`` is taken out of the page."""
     app = Flask("banner_budget", instance_path=instance_path)
     app.config.update(
         SECRET_KEY="bench-banner-secret-key-5e0c7a93b1d2",
@@ -296,9 +304,22 @@ def consent_app(layout: str, instance_path: str, *, stylesheet: bool = True) -> 
 
     @app.get("/")
     def page() -> str:
-        return render_template(template)
+        html = render_template(template)
+        return html if script else _SCRIPT_TAG.sub("", html, count=1)
 
     return app
+
+
+#: The tag that loads ``consent.js``.
+_SCRIPT_TAG = re.compile(r'<script src="[^"]*/consent\.js\?v=\w+" defer></script>')
+
+
+def script_alone() -> str:
+    """The article with ``consent.js`` loaded as the page with the banner
+    loads it (the ``/bar`` app's versioned URL), and nothing else."""
+    url = f"/bar/consent/static/consent.js?v={asset_version('consent.js')}"
+    tag = f'<script src="{url}" defer></script>'
+    return article(from_root=True).replace("</head>", f"{tag}\n</head>", 1)
 
 
 def peers_app() -> Flask:
@@ -314,6 +335,7 @@ def peers_app() -> Flask:
     templates["article-no-stylesheet.html"] = app.jinja_env.from_string(
         article(stylesheet=False)
     )
+    templates["article-consent-js.html"] = app.jinja_env.from_string(script_alone())
 
     @app.get("/node_modules/<path:path>")
     def node_modules(path: str) -> Response:
@@ -370,6 +392,7 @@ def site(instance_path: str) -> WSGIApplication:
             "/bar": consent_app("bar", instance_path),
             "/inline": consent_app("inline", instance_path),
             "/bare": consent_app("bar", instance_path, stylesheet=False),
+            "/no-script": consent_app("bar", instance_path, script=False),
         }
     )
 
@@ -649,6 +672,13 @@ def run() -> dict[str, t.Any]:
                 "#cookie-consent",
                 "none, no stylesheet",
             ),
+            Page(
+                "consent without consent.js",
+                f"{static}/no-script/",
+                "#cookie-consent",
+                "none",
+            ),
+            Page("consent.js alone", f"{static}/article-consent-js.html", None, "none"),
         ]
         chromium, responses, samples = measure(pages)
 
@@ -830,7 +860,13 @@ def report(
         parts = ", ".join(f"{k} {v} B" for k, v in r["parts"].items())
         quoted = f" (quoted in the issue: {QUOTED[label]})" if label in QUOTED else ""
         print(f"  {label}: {parts}; library files {r['library_gzip_bytes']} B{quoted}")
-    for label in ("none, again", "consent", "consent, no stylesheet"):
+    for label in (
+        "none, again",
+        "consent",
+        "consent, no stylesheet",
+        "consent without consent.js",
+        "consent.js alone",
+    ):
         r = results[label]
         q1, q3 = r["fcp_minus_baseline_quartiles_ms"]
         blocking = ", ".join(r.get("render_blocking_added", [])) or "none"
