@@ -13,6 +13,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from werkzeug.wrappers import Response as BaseResponse
 
 from consent.flask import current as consent
 from consent.flask import safe_next
@@ -95,7 +96,7 @@ def _ui_texts() -> dict[str, object]:
 
 
 @bp.get("/lang/<code>")
-def language(code: str) -> Response:
+def language(code: str) -> BaseResponse:
     """Switch the interface language and go back to the page."""
     if code not in LANGUAGES:
         return Response("Unknown language.", status=404)
