@@ -96,7 +96,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from consent import Policy
 from consent.flask import Consent
-from consent.flask.extension import asset_version
+from consent.flask.extension import _asset_url
 from examples.hangzhou_demo.policy import build_policy
 
 from .common import Goal
@@ -307,7 +307,12 @@ def consent_app(
     @app.get("/")
     def page() -> str:
         html = render_template(template)
-        return html if script else _SCRIPT_TAG.sub("", html, count=1)
+        if script:
+            return html
+        html, found = _SCRIPT_TAG.subn("", html, count=1)
+        if not found:
+            raise RuntimeError("the page has no tag of consent.js to take out")
+        return html
 
     return app
 
@@ -316,19 +321,25 @@ def consent_app(
 _SCRIPT_TAG = re.compile(r'<script src="[^"]*/consent\.js\?v=\w+" defer></script>')
 
 
-def script_alone() -> str:
-    """The article with ``consent.js`` loaded as the page with the banner
-    loads it (the ``/bar`` app's versioned URL), and nothing else."""
-    url = f"/bar/consent/static/consent.js?v={asset_version('consent.js')}"
+def script_url(app: Flask, prefix: str) -> str:
+    """The URL of ``consent.js`` in the pages of ``app`` mounted at
+    ``prefix``, as the extension builds it."""
+    with app.test_request_context(base_url=f"http://localhost{prefix}/"):
+        return _asset_url("consent.js")
+
+
+def script_alone(url: str) -> str:
+    """The article with ``consent.js`` loaded from ``url``, as the page with
+    the banner loads it, and nothing else."""
     tag = f'<script src="{url}" defer></script>'
     return article(from_root=True).replace("</head>", f"{tag}\n</head>", 1)
 
 
-def peers_app() -> Flask:
+def peers_app(consent_js: str) -> Flask:
     """The article alone and with each peer, rendered from templates compiled
     once like the app with the extension renders its page, so that the
     server's part of first paint is alike; the files they load as static
-    files."""
+    files. ``consent_js`` is the URL the page with the script alone loads."""
     app = Flask("banner_budget_peers")
     templates = {
         path.name: app.jinja_env.from_string(path.read_text(encoding="utf-8"))
@@ -337,7 +348,9 @@ def peers_app() -> Flask:
     templates["article-no-stylesheet.html"] = app.jinja_env.from_string(
         article(stylesheet=False)
     )
-    templates["article-consent-js.html"] = app.jinja_env.from_string(script_alone())
+    templates["article-consent-js.html"] = app.jinja_env.from_string(
+        script_alone(consent_js)
+    )
 
     @app.get("/node_modules/<path:path>")
     def node_modules(path: str) -> Response:
@@ -364,7 +377,7 @@ ISOLATION = [
 BLANK = "/blank"
 
 
-def one_origin(apps: dict[str, Flask]) -> WSGIApplication:
+def one_origin(peers: Flask, apps: dict[str, Flask]) -> WSGIApplication:
     """The peers' app at the root and each app with the extension under its
     prefix, every response cross-origin isolated."""
 
@@ -374,7 +387,7 @@ def one_origin(apps: dict[str, Flask]) -> WSGIApplication:
 
     mounts: dict[str, WSGIApplication] = {BLANK: blank}
     mounts.update(apps)
-    dispatch = DispatcherMiddleware(peers_app(), mounts)
+    dispatch = DispatcherMiddleware(peers, mounts)
 
     def isolated(
         environ: WSGIEnvironment, start_response: StartResponse
@@ -389,13 +402,15 @@ def one_origin(apps: dict[str, Flask]) -> WSGIApplication:
 
 def site(instance_path: str) -> WSGIApplication:
     """Every page of the bench on one origin."""
+    bar = consent_app("bar", instance_path)
     return one_origin(
+        peers_app(consent_js=script_url(bar, "/bar")),
         {
-            "/bar": consent_app("bar", instance_path),
+            "/bar": bar,
             "/inline": consent_app("inline", instance_path),
             "/bare": consent_app("bar", instance_path, stylesheet=False),
             "/no-script": consent_app("bar", instance_path, script=False),
-        }
+        },
     )
 
 
