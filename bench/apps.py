@@ -117,7 +117,7 @@ def create(kind: str = "plain") -> Flask:
 def consent_cookie() -> str:
     """A valid consent cookie value that grants everything."""
     app = create("consent")
-    settings = app.extensions["consent"].settings(app)
+    settings = app.extensions["consent"].site(app)
     now = datetime.now(timezone.utc)
     return t.cast(
         str, settings.codec.encode(decide(settings.policy, "accept_all", now=now))

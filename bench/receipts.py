@@ -120,7 +120,7 @@ def form_post() -> tuple[str, str]:
     """A CSRF cookie and the body of an "Accept all" form post that it makes
     valid: what a visitor's browser sends after loading the banner."""
     app = create("off")
-    csrf = app.extensions["consent"].settings(app).csrf
+    csrf = app.extensions["consent"].site(app).csrf
     nonce = csrf.new_nonce()
     body = urllib.parse.urlencode(
         {"action": "accept_all", "csrf_token": csrf.token(nonce)}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from consent.flask.extension import DEFAULT_CONFIG
+from consent.settings import DEFAULTS as DEFAULT_CONFIG
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -19,10 +19,10 @@ from consent.flask import Consent
 from consent.flask.admin import PER_PAGE
 from consent.flask.admin import newest_first
 from consent.flask.cli import CSV_COLUMNS
+from consent.flask.testing import choose
 from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
-from consent.testing import choose
 from tests.factories import receipt
 
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
@@ -49,7 +49,7 @@ def make_app(policy: Policy, instance: Path, **config: t.Any) -> Flask:
 
 
 def store_of(app: Flask) -> ReceiptStore:
-    keeper = app.extensions["consent"].settings(app).receipts
+    keeper = app.extensions["consent"].site(app).receipts
     store: ReceiptStore = keeper.store()
     return store
 
@@ -67,7 +67,7 @@ def day_start(days_ago: int) -> datetime:
 def app(policy: Policy, tmp_path: Path) -> t.Iterator[Flask]:
     app = make_app(policy, tmp_path)
     yield app
-    app.extensions["consent"].settings(app).receipts.close()
+    app.extensions["consent"].site(app).receipts.close()
 
 
 @pytest.fixture
@@ -493,4 +493,4 @@ def test_dashboard_on_postgresql(policy: Policy, tmp_path: Path, pg_role: str) -
         lines = client.get(ADMIN + "export.jsonl").get_data(as_text=True)
         assert [Receipt.from_json(x) for x in lines.splitlines()] == receipts
     finally:
-        app.extensions["consent"].settings(app).receipts.close()
+        app.extensions["consent"].site(app).receipts.close()

@@ -23,11 +23,11 @@ from consent import Policy
 from consent.flask import Consent
 from consent.flask.cli import CSV_COLUMNS
 from consent.flask.cli import parse_utc
+from consent.flask.testing import choose
 from consent.receipts import DurableRecorder
 from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
-from consent.testing import choose
 from tests.factories import receipt
 
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
@@ -51,7 +51,7 @@ def make_app(policy: Policy, instance: Path, **config: t.Any) -> Flask:
 
 
 def keeper_of(app: Flask) -> t.Any:
-    keeper = app.extensions["consent"].settings(app).receipts
+    keeper = app.extensions["consent"].site(app).receipts
     assert keeper is not None
     return keeper
 

@@ -21,7 +21,7 @@ from consent import ConfigurationError
 from consent import ConsentState
 from consent import Policy
 from consent.flask import Consent
-from consent.flask import current
+from consent.flask import current_consent as current
 from consent.gpc import Profile
 from consent.gpc import profile_for_country
 from consent.testing import read_page
@@ -86,7 +86,7 @@ def make_app(tmp_path: Path, policy: Policy = POLICY, **config: t.Any) -> Flask:
 def receipts_app(tmp_path: Path) -> cabc.Iterator[Flask]:
     app = make_app(tmp_path, CONSENT_RECEIPTS_URL="sqlite")
     yield app
-    keeper = app.extensions["consent"].settings(app).receipts
+    keeper = app.extensions["consent"].site(app).receipts
     assert keeper is not None
     keeper.close()
 
@@ -107,7 +107,7 @@ def decisions(client: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
 def stored_state(app: Flask, client: t.Any) -> ConsentState:
     cookie = client.get_cookie("consent")
     assert cookie is not None, "no consent cookie"
-    codec = app.extensions["consent"].settings(app).codec
+    codec = app.extensions["consent"].site(app).codec
     state: ConsentState | None = codec.decode(cookie.value, datetime.now(timezone.utc))
     assert state is not None
     return state
@@ -279,7 +279,7 @@ def test_gpc_after_an_opt_in_expires_sale_cookies(tmp_path: Path) -> None:
 
 
 def _receipts(app: Flask, consent_id: str) -> list[t.Any]:
-    keeper = app.extensions["consent"].settings(app).receipts
+    keeper = app.extensions["consent"].site(app).receipts
     receipts: list[t.Any] = keeper.store().for_consent_id(consent_id)
     return receipts
 
@@ -346,7 +346,8 @@ def test_gpc_js_post_records_a_gpc_state(tmp_path: Path) -> None:
     token = client.get("/consent").get_json()["csrf_token"]
     response = client.post(
         "/consent",
-        json={"action": "accept_all", "method": "gpc_js", "csrf_token": token},
+        json={"action": "accept_all", "method": "gpc_js"},
+        headers={"X-Consent-CSRF": token},
     )
     assert response.status_code == 200
     data = response.get_json()

@@ -29,7 +29,7 @@ from consent.receipts import SCHEMA_VERSION
 from consent.receipts import DailyRate
 from consent.receipts import DurableRecorder
 from consent.receipts import Receipt
-from consent.receipts import ReceiptNotKept
+from consent.receipts import ReceiptNotKeptError
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
 from consent.receipts import SQLReceiptStore
@@ -964,7 +964,7 @@ def test_receipt_not_kept_when_the_spool_fails_too(tmp_path, broken_store, recor
     not_a_dir = tmp_path / "spool-dir"
     not_a_dir.write_text("")
     recorder = recorders(broken_store, not_a_dir / "spool.jsonl")
-    with pytest.raises(ReceiptNotKept, match="could not be written") as info:
+    with pytest.raises(ReceiptNotKeptError, match="could not be written") as info:
         recorder.record(make_receipt())
     assert isinstance(info.value, ConsentError)
     assert isinstance(info.value.__cause__, OSError)
@@ -974,7 +974,7 @@ def test_closed_recorder_keeps_nothing(tmp_path, recorders):
     store = SQLiteReceiptStore(tmp_path / "receipts.db")
     recorder = recorders(store, tmp_path / "spool.jsonl")
     recorder.close()
-    with pytest.raises(ReceiptNotKept, match="closed"):
+    with pytest.raises(ReceiptNotKeptError, match="closed"):
         recorder.record(make_receipt())
     store.close()
 

@@ -15,7 +15,7 @@ from flask import render_template
 from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
-from consent.flask import current as consent
+from consent.flask import current_consent as consent
 from consent.flask import safe_next
 
 from .analytics import PageViews

@@ -1,9 +1,12 @@
 """Cookie consent decided, enforced and proven on the server.
 
-The core API: declare a :class:`Policy`, decide with :func:`needs_banner` and
-:func:`allows`, keep the choice in a cookie with :class:`CookieCodec`, enforce
-it on ``Set-Cookie`` with :class:`CookieGate`, and keep receipts in a
-:class:`ReceiptStore`. The Flask extension lives in :mod:`consent.flask`.
+The core API, with no web framework in it: declare a :class:`Policy`, decide
+with :func:`needs_banner` and :func:`allows`, keep the choice in a cookie with
+:class:`CookieCodec`, enforce it on ``Set-Cookie`` with :class:`CookieGate`,
+serve one request's :class:`Visitor` of a :class:`Site` built from
+:class:`Settings`, and keep receipts in a :class:`ReceiptStore`. The adapters
+live in :mod:`consent.flask` (Flask) and :mod:`consent.asgi` (Starlette,
+FastAPI and any ASGI app).
 """
 
 import typing as _t
@@ -11,9 +14,16 @@ import typing as _t
 from .codec import CookieCodec as CookieCodec
 from .enforce import CookieGate as CookieGate
 from .enforce import Verdict as Verdict
+from .exceptions import BadChoiceError as BadChoiceError
+from .exceptions import ChoiceError as ChoiceError
+from .exceptions import ChoiceNotRecordedError as ChoiceNotRecordedError
+from .exceptions import ChoiceTooLargeError as ChoiceTooLargeError
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ConsentError as ConsentError
-from .exceptions import ReceiptNotKept as ReceiptNotKept
+from .exceptions import ExpiredFormError as ExpiredFormError
+from .exceptions import ForbiddenChoiceError as ForbiddenChoiceError
+from .exceptions import RateLimitedError as RateLimitedError
+from .exceptions import ReceiptNotKeptError as ReceiptNotKeptError
 from .exceptions import UnknownCategoryError as UnknownCategoryError
 from .gpc import EU as EU
 from .gpc import NOTICE as NOTICE
@@ -42,6 +52,9 @@ if _t.TYPE_CHECKING:
     from .receipts import SQLReceiptStore as SQLReceiptStore
     from .receipts import anonymize_ip as anonymize_ip
     from .receipts import open_store as open_store
+    from .settings import Settings as Settings
+    from .site import Site as Site
+    from .visitor import Visitor as Visitor
 
 _RECEIPTS = frozenset(
     {
@@ -56,9 +69,18 @@ _RECEIPTS = frozenset(
 )
 
 
+# The request machinery loads on first use too: adapters import it
+# themselves, and `import consent` for a policy or a codec stays light.
+_LAZY = {"Settings": "settings", "Site": "site", "Visitor": "visitor"}
+
+
 def __getattr__(name: str) -> object:
     if name in _RECEIPTS:
         from . import receipts
 
         return getattr(receipts, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'consent' has no attribute {name!r}")

@@ -13,6 +13,8 @@ import collections.abc as cabc
 import dataclasses
 import logging
 import typing as t
+from datetime import datetime
+from datetime import timezone
 
 if t.TYPE_CHECKING:
     from .model import Cookie
@@ -33,6 +35,35 @@ def set_cookie_name(header: str) -> str:
     the first ``;``-separated part, trimmed.
     """
     return header.split(";", 1)[0].split("=", 1)[0].strip()
+
+
+def is_deletion(header: str) -> bool:
+    """True when a ``Set-Cookie`` header value removes its cookie.
+
+    That is ``Max-Age`` of zero or less, or an ``Expires`` date in the past
+    (RFC 6265 section 5.2.2): what ``delete_cookie`` of Flask, Starlette and
+    Django sends. Removing a cookie never needs consent.
+    """
+    for attribute in header.split(";")[1:]:
+        name, _, value = attribute.partition("=")
+        name = name.strip().lower()
+        if name == "max-age":
+            try:
+                return int(value.strip()) <= 0
+            except ValueError:
+                continue
+        if name == "expires":
+            from email.utils import parsedate_to_datetime
+
+            try:
+                when = parsedate_to_datetime(value.strip())
+            except (TypeError, ValueError, IndexError):
+                continue
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            if when <= datetime.now(timezone.utc):
+                return True
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,16 +147,31 @@ class CookieGate:
         headers: cabc.Iterable[str],
         allows: cabc.Callable[[str], bool],
     ) -> tuple[list[str], list[Verdict]]:
-        """Split ``Set-Cookie`` header values into kept ones and refusals."""
+        """Split ``Set-Cookie`` header values into kept ones and refusals.
+
+        A header that deletes its cookie is always kept.
+        """
         kept: list[str] = []
         removed: list[Verdict] = []
         for header in headers:
             verdict = self.verdict(set_cookie_name(header), allows)
-            if verdict.allowed:
+            if verdict.allowed or is_deletion(header):
                 kept.append(header)
             else:
                 removed.append(verdict)
         return kept, removed
+
+    def optional_names(self, names: cabc.Iterable[str]) -> list[str]:
+        """The names among ``names`` that are declared in an optional
+        category or service: the only ones that may need expiring."""
+        policy = self.policy
+        return [
+            name
+            for name in names
+            if name not in self._always
+            and (key := self.key_of(name)) is not None
+            and not policy.is_required(key)
+        ]
 
     def to_expire(
         self,

@@ -11,11 +11,9 @@ from __future__ import annotations
 import collections.abc as cabc
 import functools
 import json
+import re
 import typing as t
 from importlib import resources
-
-from werkzeug.datastructures import LanguageAccept
-from werkzeug.http import parse_accept_header
 
 #: The language used when nothing better is known.
 DEFAULT_LANGUAGE = "en"
@@ -56,6 +54,66 @@ def direction(language: str) -> t.Literal["ltr", "rtl"]:
     return "rtl" if language.split("-")[0].lower() in RTL_LANGUAGES else "ltr"
 
 
+#: Longest ``Accept-Language`` value read, and most languages taken from it:
+#: a header is visitor input, and a real browser sends a few dozen bytes.
+MAX_HEADER = 1024
+MAX_RANGES = 24
+
+_RANGE = re.compile(r"^(?:\*|[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*)$")
+_QUALITY = re.compile(r"^[qQ]=(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$")
+
+# Chinese is written in two scripts; browsers usually send a region
+# (zh-CN, zh-TW), catalogues are per script (zh-Hans, zh-Hant).
+_TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
+
+# Tags browsers still send for languages whose catalogue has another code.
+_ALIASES = {"no": "nb", "iw": "he", "in": "id"}
+
+
+def parse_accept_language(header: str | None) -> list[str]:
+    """The language ranges of an ``Accept-Language`` value, best first.
+
+    RFC 9110 section 12.5.4: ranges ordered by quality, the header's order
+    kept between equal qualities; ranges with ``q=0`` (not acceptable) and
+    malformed ones are left out. At most :data:`MAX_RANGES` ranges from the
+    first :data:`MAX_HEADER` characters are read.
+    """
+    if not header:
+        return []
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(header[:MAX_HEADER].split(",")[:MAX_RANGES]):
+        tag, _, params = item.partition(";")
+        tag = tag.strip()
+        if not _RANGE.match(tag):
+            continue
+        quality = 1.0
+        if params:
+            found = _QUALITY.match(params.strip())
+            if found is None:
+                continue
+            quality = float(found[1])
+        if quality > 0:
+            ranked.append((-quality, position, tag))
+    return [tag for _, _, tag in sorted(ranked)]
+
+
+def _candidates(tag: str) -> list[str]:
+    """The tags to try for one language range, most specific first (the
+    lookup of RFC 4647 section 3.4), with Chinese mapped to its script."""
+    parts = tag.lower().split("-")
+    parts[0] = _ALIASES.get(parts[0], parts[0])
+    if parts[0] == "zh":
+        subtags = set(parts[1:])
+        if (
+            "hant" in subtags
+            or subtags & _TRADITIONAL_REGIONS
+            and "hans" not in subtags
+        ):
+            return ["zh-hant", "zh"]
+        return ["zh-hans", "zh"]
+    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
 def negotiate(
     accept_language: str | None,
     languages: cabc.Sequence[str],
@@ -63,17 +121,28 @@ def negotiate(
 ) -> str:
     """Pick the best of ``languages`` for an ``Accept-Language`` header value.
 
-    Parsing and matching (``zh-CN`` for ``zh``, quality values) are
-    werkzeug's; the result is always one of ``languages`` or ``default``.
+    Each range is looked up from its most specific form down (``de-CH``,
+    then ``de``), then matched against a language of the same primary
+    subtag (``pt`` finds ``pt-BR``); ``zh-CN``, ``zh-SG`` and ``zh-Hans-*``
+    find Simplified Chinese, ``zh-TW``, ``zh-HK``, ``zh-MO`` and
+    ``zh-Hant-*`` Traditional. The result is always one of ``languages`` or
+    ``default``; a wildcard gets ``default``.
     """
     if not accept_language:
         return default
-    accepted = parse_accept_header(accept_language, LanguageAccept)
-    # The default first: a wildcard ("*") should get it, not whichever
-    # language sorts first.
-    ordered = [default, *(lang for lang in languages if lang != default)]
-    best = accepted.best_match(ordered, default=default)
-    return best if best is not None else default
+    by_lower = {language.lower(): language for language in languages}
+    for tag in parse_accept_language(accept_language):
+        if tag == "*":
+            return default
+        candidates = _candidates(tag)
+        for candidate in candidates:
+            if candidate in by_lower:
+                return by_lower[candidate]
+        primary = candidates[-1].split("-")[0]
+        for lower, language in by_lower.items():
+            if lower.split("-")[0] == primary:
+                return language
+    return default
 
 
 class Translator:

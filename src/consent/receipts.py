@@ -41,7 +41,7 @@ from datetime import datetime
 from datetime import timezone
 
 from .exceptions import ConfigurationError
-from .exceptions import ReceiptNotKept as ReceiptNotKept
+from .exceptions import ReceiptNotKeptError as ReceiptNotKeptError
 from .model import DEFAULT_RETENTION as DEFAULT_RETENTION
 from .state import METHODS
 
@@ -1577,11 +1577,11 @@ class DurableRecorder:
         Returns once the receipt is committed to the store or fsynced to the
         spool.
 
-        :raises ReceiptNotKept: when neither could keep it, or the recorder
+        :raises ReceiptNotKeptError: when neither could keep it, or the recorder
             is closed.
         """
         if self._is_closed:
-            raise ReceiptNotKept("The receipt recorder is closed; open a new one.")
+            raise ReceiptNotKeptError("The receipt recorder is closed; open a new one.")
         if time.monotonic() >= self._skip_store_until:
             job = self._submit(receipt)
             if not job.done.acquire(timeout=self._timeout):
@@ -1597,7 +1597,7 @@ class DurableRecorder:
         try:
             self._append(receipt)
         except OSError as err:
-            raise ReceiptNotKept(
+            raise ReceiptNotKeptError(
                 f"The receipt store failed and the spool {self.spool_path!r} could"
                 " not be written either: check that its directory exists and is"
                 " writable, and that the disk is not full."
@@ -1808,3 +1808,134 @@ class DurableRecorder:
             self._jobs.put(None)
         for thread in [*workers, *([replayer] if replayer else [])]:
             thread.join(self._timeout + 1.0)
+
+
+class ReceiptKeeper:
+    """Receipts of one site: the store, this process's recorder, the hash of
+    what was shown.
+
+    The store and recorder open on first use, in the process that uses them:
+    a server that forks workers after loading the app gives each worker its
+    own connection and its own spool.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        url: t.Any = "sqlite",
+        folder: str,
+        spool_dir: str | None = None,
+        ip_mode: IPMode = "truncate",
+        pepper: bytes | None = None,
+        retention: t.Any = DEFAULT_RETENTION,
+        timeout: float = 2.0,
+        texts: cabc.Mapping[str, cabc.Mapping[str, str]] | None = None,
+        schema: str | None = None,
+    ) -> None:
+        self.policy = policy
+        self.url = url
+        self.folder = folder
+        self.spool_dir = spool_dir or folder
+        self.ip_mode = ip_mode
+        self.pepper = pepper
+        self.retention = retention
+        self.timeout = timeout
+        self.texts = texts or {}
+        self._lock = threading.Lock()
+        self._store: ReceiptStore | None = None
+        self._recorder: DurableRecorder | None = None
+        self._pid = 0
+
+    def store(self) -> ReceiptStore:
+        """The receipt store of this process (opened on first use)."""
+        self._open()
+        assert self._store is not None
+        return self._store
+
+    def recorder(self) -> DurableRecorder:
+        """The durable recorder of this process (opened on first use)."""
+        self._open()
+        assert self._recorder is not None
+        return self._recorder
+
+    def _open(self) -> None:
+        import atexit
+
+        pid = os.getpid()
+        if self._pid == pid and self._recorder is not None:
+            return
+        with self._lock:
+            if self._pid == pid and self._recorder is not None:
+                return
+            os.makedirs(self.folder, exist_ok=True)
+            os.makedirs(self.spool_dir, exist_ok=True)
+            store = open_store(self.url, instance_path=self.folder)
+            assert store is not None
+            spool = os.path.join(self.spool_dir, f"consent-spool-{pid}.jsonl")
+            recorder = DurableRecorder(store, spool, timeout=self.timeout)
+            self._store, self._recorder, self._pid = store, recorder, pid
+            atexit.register(recorder.close)
+
+    def close(self) -> None:
+        """Stop the recorder and close the store (tests, shutdown)."""
+        with self._lock:
+            if self._recorder is not None:
+                self._recorder.close()
+            if self._store is not None:
+                self._store.close()
+            self._store = self._recorder = None
+            self._pid = 0
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one keeper per site
+    def texts_hash(self, language: str) -> str:
+        """SHA-256 of what a visitor was shown."""
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version
+
+        from .i18n import Translator
+        from .i18n import load_catalog
+
+        try:
+            library = version("cookie-consent")
+        except PackageNotFoundError:  # pragma: no cover
+            library = "0"
+        tr = Translator(language, self.texts)
+        keys = sorted(set(load_catalog("en")) | set(self.texts.get(language, {})))
+        shown = {
+            "texts": {key: tr.get(key) for key in keys},
+            "declarations": [dataclasses.asdict(c) for c in self.policy.categories],
+            "revision": self.policy.revision,
+            "library": library,
+        }
+        canonical = json.dumps(shown, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def keep(
+        self,
+        state: ConsentState,
+        *,
+        language: str,
+        path: str,
+        user_agent: str | None,
+        remote_addr: str | None,
+    ) -> Receipt:
+        """Build and durably record the receipt of ``state``.
+
+        :raises ReceiptNotKeptError: when neither the store nor the spool
+            kept it.
+        """
+        receipt = Receipt.from_state(
+            state,
+            self.policy,
+            texts_hash=self.texts_hash(language),
+            language=language,
+            path=path,
+            user_agent=user_agent,
+            ip=anonymize_ip(remote_addr, self.ip_mode, pepper=self.pepper),
+        )
+        try:
+            self.recorder().record(receipt)
+        except OSError as err:
+            raise ReceiptNotKeptError(str(err)) from err
+        return receipt

@@ -236,7 +236,7 @@ def make_site(
     from flask import render_template_string
 
     from consent.flask import Consent
-    from consent.flask import current
+    from consent.flask import current_consent as current
 
     app = Flask("site", instance_path=instance_path)
     app.config.update(SECRET_KEY="browser-site-secret-key-0123456789abcdef", **config)

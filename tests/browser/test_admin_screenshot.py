@@ -82,7 +82,7 @@ def test_dashboard_in_chromium(
         CONSENT_ADMIN_ACCESS=lambda: True,
     )
     Consent(app, policy)
-    keeper = app.extensions["consent"].settings(app).receipts
+    keeper = app.extensions["consent"].site(app).receipts
     keeper.store().add_many(_receipts(datetime.now(timezone.utc)))
     site = serve(app)
     try:

@@ -26,7 +26,7 @@ def app(tmp_path) -> cabc.Iterator[Flask]:
         }
     )
     yield app
-    app.extensions["consent"].settings(app).receipts.close()
+    app.extensions["consent"].site(app).receipts.close()
 
 
 @pytest.fixture

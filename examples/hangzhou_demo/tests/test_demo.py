@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from consent.testing import assert_nothing_optional_before_consent
-from consent.testing import assert_reject_takes_one_click
+from consent.flask.testing import assert_nothing_optional_before_consent
+from consent.flask.testing import assert_reject_takes_one_click
 from consent.testing import read_page
 from examples.hangzhou_demo import consent_settings_from_env
 from examples.hangzhou_demo import create_app

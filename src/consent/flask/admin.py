@@ -31,20 +31,21 @@ from flask import request
 from flask import stream_with_context
 
 from ..state import METHODS
+from ._context import site_of
+from ._context import visitor
 from .cli import ExportFormat
 from .cli import export_chunks
 from .cli import is_store_error
 from .cli import parse_utc
-from .extension import _request_consent
 
 if t.TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
 
     from ..model import Policy
     from ..receipts import Receipt
+    from ..receipts import ReceiptKeeper
     from ..receipts import ReceiptStore
     from ..receipts import Stats
-    from .recording import ReceiptKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +90,10 @@ _SPANS = tuple(timedelta(days=d) for d in (1 / 24, 1, 7, 30, 365, 5 * 365, 25 * 
 @admin_bp.before_request
 def _check_access() -> None:
     """Ask ``CONSENT_ADMIN_ACCESS`` first; answer 403 unless it says yes."""
-    rc = _request_consent()
+    current = visitor()
     # The dashboard is not a page of the site: no banner, no consent.js.
-    rc.banner_suppressed = True
-    rc.head_rendered = True
+    current.banner_suppressed = True
+    current.head_rendered = True
     access = current_app.config.get("CONSENT_ADMIN_ACCESS")
     if access is None or not access():
         abort(403)
@@ -109,17 +110,12 @@ def _protect(response: Response) -> Response:
 
 
 def _keeper() -> ReceiptKeeper | None:
-    ext = current_app.extensions["consent"]
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    keeper: ReceiptKeeper | None = ext.settings(app).receipts
+    keeper: ReceiptKeeper | None = site_of().receipts
     return keeper
 
 
 def _policy() -> Policy:
-    ext = current_app.extensions["consent"]
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    policy: Policy = ext.settings(app).policy
-    return policy
+    return site_of().policy
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,10 +36,10 @@ if t.TYPE_CHECKING:
     from ..model import Cookie
     from ..model import Policy
     from ..receipts import Receipt
+    from ..receipts import ReceiptKeeper
     from ..receipts import ReceiptStore
     from ..receipts import Stats
-    from .extension import _AppSettings
-    from .recording import ReceiptKeeper
+    from ..site import Site
 
 #: The ``flask consent`` command group.
 consent_cli = AppGroup("consent", help="Consent receipts and policy tools.")
@@ -210,16 +210,16 @@ def export_chunks(
         yield "".join(parts)
 
 
-def _settings() -> _AppSettings:
-    """The extension's settings for the app the command runs in."""
+def _settings() -> Site:
+    """The consent site of the app the command runs in."""
     ext = current_app.extensions.get("consent")
     if ext is None:
         raise click.ClickException(
             "Consent is not set up on this app: call Consent(app, policy) in the"
             " app that FLASK_APP names."
         )
-    settings: _AppSettings = ext.settings(current_app._get_current_object())  # type: ignore[attr-defined]
-    return settings
+    site: Site = ext.site(current_app._get_current_object())  # type: ignore[attr-defined]
+    return site
 
 
 def _keeper() -> ReceiptKeeper:
@@ -734,9 +734,7 @@ def check_command() -> None:
         f" choices last {policy.max_age.days} days."
     )
     click.echo(f"Controller: {policy.controller}")
-    builtin = current_app.extensions["consent"].builtin_cookies(
-        current_app._get_current_object()  # type: ignore[attr-defined]
-    )
+    builtin = settings.builtin_cookies(settings.settings.default_language)
     first_required = next(c.key for c in policy.categories if c.required)
     headers = ("cookie", "provider", "purpose", "duration", "party")
     for category in policy.categories:

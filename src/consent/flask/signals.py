@@ -1,22 +1,10 @@
-"""Blinker signals sent by the extension.
+"""Blinker signals sent by the extension (the core's, re-exported).
 
 Each is sent with the real app as sender (never the ``current_app`` proxy)
 and the keyword arguments ``state`` (the new :class:`~consent.ConsentState`)
 and ``previous`` (the state before, or ``None``).
 """
 
-from __future__ import annotations
-
-from blinker import Namespace
-
-_signals = Namespace()
-
-#: Sent after a visitor makes a choice: every choice, first or later.
-consent_given = _signals.signal("consent-given")
-
-#: Sent after a visitor changes an earlier, still valid choice.
-consent_changed = _signals.signal("consent-changed")
-
-#: Sent after a choice takes back at least one category or service that was
-#: allowed before. Cookies of what was withdrawn are expired in the response.
-consent_withdrawn = _signals.signal("consent-withdrawn")
+from ..signals import consent_changed as consent_changed
+from ..signals import consent_given as consent_given
+from ..signals import consent_withdrawn as consent_withdrawn

@@ -1,9 +1,10 @@
-"""Request checks for the consent endpoint: CSRF token, origin, ``next``.
+"""Checks on a posted choice: CSRF token, origin, and where to go next.
 
 The token is bound to the visitor with the double-submit pattern: a random
 nonce lives in a strictly necessary, HttpOnly cookie, and the form carries
-that nonce signed by itsdangerous with the app's keys and a salt of its own.
-A forged form from another site can neither read the nonce nor sign it.
+that nonce signed by itsdangerous with the site's keys, a salt of its own and
+a time, so a token also expires. A forged form from another site can neither
+read the nonce nor sign it.
 """
 
 from __future__ import annotations
@@ -14,35 +15,39 @@ import secrets
 import typing as t
 from urllib.parse import urlsplit
 
-from flask import Request
 from itsdangerous import BadData
-from itsdangerous import URLSafeSerializer
-from werkzeug.exceptions import BadRequest
+from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeTimedSerializer
+
+from .exceptions import ExpiredFormError
+from .exceptions import ForbiddenChoiceError
 
 #: Salt for CSRF tokens, apart from the consent cookie's.
 CSRF_SALT = "consent.csrf"
 
-#: Longest ``next`` accepted; anything longer goes to ``/``.
+#: How long a form's token is accepted by default, in seconds (one hour, as
+#: Flask-WTF's ``WTF_CSRF_TIME_LIMIT``).
+CSRF_MAX_AGE = 3600
+
+#: Longest ``next`` accepted; anything longer goes to the site's root.
 MAX_NEXT_LENGTH = 2048
 
-
-class ConsentBadRequest(BadRequest):
-    """A consent post that cannot be accepted; ``description`` says why.
-
-    A subclass of :class:`~werkzeug.exceptions.BadRequest`, so the visitor
-    gets a 400 and an app can style it with ``errorhandler(ConsentBadRequest)``.
-    """
+_NONCE_LENGTH = 22
 
 
 class CSRFProtection:
-    """Issue and check CSRF tokens for one app.
+    """Issue and check CSRF tokens for one site.
 
-    :param secret_keys: The app's keys, oldest first; the newest signs.
+    :param secret_keys: The site's keys, oldest first; the newest signs.
+    :param max_age: Seconds a token stays valid.
     """
 
-    def __init__(self, secret_keys: cabc.Sequence[str | bytes]) -> None:
+    def __init__(
+        self, secret_keys: cabc.Sequence[str | bytes], max_age: int = CSRF_MAX_AGE
+    ) -> None:
         keys: list[t.Any] = list(secret_keys)
-        self._serializer = URLSafeSerializer(keys, salt=CSRF_SALT)
+        self._serializer = URLSafeTimedSerializer(keys, salt=CSRF_SALT)
+        self.max_age = max_age
 
     @staticmethod
     def new_nonce() -> str:
@@ -52,7 +57,7 @@ class CSRFProtection:
     @staticmethod
     def is_nonce(value: str | None) -> bool:
         """True when ``value`` has the shape of a nonce this class issued."""
-        return bool(value) and len(value or "") == 22 and (value or "").isascii()
+        return value is not None and len(value) == _NONCE_LENGTH and value.isascii()
 
     def token(self, nonce: str) -> str:
         """The form token for ``nonce``."""
@@ -60,55 +65,72 @@ class CSRFProtection:
         return token
 
     def check(self, token: str | None, nonce: str | None) -> None:
-        """Raise :class:`ConsentBadRequest` unless ``token`` signs ``nonce``."""
+        """Refuse unless ``token`` signs ``nonce`` and is recent enough.
+
+        :raises ForbiddenChoiceError: for a missing cookie or token, or a
+            token that does not match.
+        :raises ExpiredFormError: for a valid token older than
+            :attr:`max_age`.
+        """
         if not nonce:
-            raise ConsentBadRequest(
+            raise ForbiddenChoiceError(
                 "The cookie that protects this form is missing: allow cookies for"
                 " this site, reload the page and choose again."
             )
         if not token:
-            raise ConsentBadRequest(
+            raise ForbiddenChoiceError(
                 "The form is missing its security token: reload the page and"
                 " choose again."
             )
         try:
-            signed = self._serializer.loads(token)
+            signed = self._serializer.loads(token, max_age=self.max_age)
+        except SignatureExpired as err:
+            if isinstance(err.payload, str) and hmac.compare_digest(err.payload, nonce):
+                raise ExpiredFormError(
+                    "The form was open for too long and has expired: choose again."
+                ) from None
+            signed = None
         except BadData:
             signed = None
         if not isinstance(signed, str) or not hmac.compare_digest(signed, nonce):
-            raise ConsentBadRequest(
+            raise ForbiddenChoiceError(
                 "The form's security token is not valid (the page may be old):"
                 " reload the page and choose again."
             )
 
 
-def check_same_origin(request: Request) -> None:
+def check_same_origin(
+    site: str,
+    *,
+    fetch_site: str | None,
+    origin: str | None,
+    referrer: str | None,
+) -> None:
     """Refuse a post that a browser says came from another origin.
 
     Browsers send ``Sec-Fetch-Site`` and ``Origin`` with posts; an older one
     may send only ``Referer``. When none is sent (scripts, old clients), the
     CSRF token alone decides.
+
+    :param site: This site's origin, ``scheme://host[:port]``.
+    :raises ForbiddenChoiceError: when the request came from elsewhere.
     """
-    site = f"{request.scheme}://{request.host}"
-    fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site != "same-origin":
-        raise ConsentBadRequest(
-            f"The choice was sent from another site ({fetch_site}); make it on"
-            " this site's own banner."
+        raise ForbiddenChoiceError(
+            f"The choice was sent from another site ({fetch_site[:32]}); make it"
+            " on this site's own banner."
         )
-    origin = request.headers.get("Origin")
     if origin is not None:
         if origin != site:
-            raise ConsentBadRequest(
+            raise ForbiddenChoiceError(
                 "The choice was sent from another origin; make it on this site's"
                 " own banner."
             )
         return
-    referrer = request.headers.get("Referer")
     if referrer:
         parts = urlsplit(referrer)
         if f"{parts.scheme}://{parts.netloc}" != site:
-            raise ConsentBadRequest(
+            raise ForbiddenChoiceError(
                 "The choice was sent from another site's page; make it on this"
                 " site's own banner."
             )
@@ -126,9 +148,12 @@ def safe_next(target: str | None, root: str = "/") -> str:
         return root
     if not target.startswith("/") or target.startswith("//"):
         return root
-    if "\\" in target or any(ord(ch) < 32 or ord(ch) == 127 for ch in target):
+    if "\\" in target or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in target):
         return root
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return root
     if parts.scheme or parts.netloc:
         return root
     if not target.startswith(root.rstrip("/") + "/") and target != root:
