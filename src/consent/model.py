@@ -8,6 +8,7 @@ with a message that says what to change, not on a visitor's request.
 from __future__ import annotations
 
 import base64
+import collections.abc as cabc
 import dataclasses
 import fnmatch
 import functools
@@ -168,7 +169,7 @@ class Cookie:
         return re.fullmatch(self.pattern, name) is not None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Service:
     """A tool or provider inside a category, that can be allowed on its own.
 
@@ -183,18 +184,26 @@ class Service:
 
     key: str
     title: str
-    description: str = ""
-    provider: str = ""
-    cookies: tuple[Cookie, ...] = ()
-    sale_or_sharing: bool = False
+    description: str
+    provider: str
+    cookies: tuple[Cookie, ...]
+    sale_or_sharing: bool
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        key: str,
+        title: str,
+        description: str = "",
+        provider: str = "",
+        cookies: cabc.Iterable[Cookie] = (),
+        sale_or_sharing: bool = False,
+    ) -> None:
+        _set_fields(self, locals())
         _require_key("Service", self.key)
         _require_text("Service", self.key, "title", self.title)
-        object.__setattr__(self, "cookies", tuple(self.cookies))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Category:
     """A purpose visitors can allow or refuse as a whole.
 
@@ -214,14 +223,25 @@ class Category:
 
     key: str
     title: str
-    description: str = ""
-    required: bool = False
-    cookies: tuple[Cookie, ...] = ()
-    services: tuple[Service, ...] = ()
-    sale_or_sharing: bool = False
-    exemption: Exemption | None = None
+    description: str
+    required: bool
+    cookies: tuple[Cookie, ...]
+    services: tuple[Service, ...]
+    sale_or_sharing: bool
+    exemption: Exemption | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        key: str,
+        title: str,
+        description: str = "",
+        required: bool = False,
+        cookies: cabc.Iterable[Cookie] = (),
+        services: cabc.Iterable[Service] = (),
+        sale_or_sharing: bool = False,
+        exemption: Exemption | None = None,
+    ) -> None:
+        _set_fields(self, locals())
         _require_key("Category", self.key)
         _require_text("Category", self.key, "title", self.title)
         if self.exemption is not None and self.exemption not in EXEMPTIONS:
@@ -229,21 +249,30 @@ class Category:
                 f"Category {self.key!r}: exemption must be one of"
                 f" {', '.join(EXEMPTIONS)} or None, not {self.exemption!r}."
             )
-        object.__setattr__(self, "cookies", tuple(self.cookies))
-        object.__setattr__(self, "services", tuple(self.services))
 
     def all_cookies(self) -> tuple[Cookie, ...]:
         """Every cookie of the category, its services' included."""
         return self.cookies + tuple(c for s in self.services for c in s.cookies)
 
 
-def _as_timedelta(value: timedelta | int | float) -> timedelta:
+def _set_fields(instance: object, values: dict[str, t.Any]) -> None:
+    """Set the fields of a frozen declaration from its ``__init__``
+    arguments; sequences are kept as tuples, so a declaration never changes
+    after it was checked."""
+    for field in dataclasses.fields(instance):  # type: ignore[arg-type]
+        value = values[field.name]
+        if field.type.startswith("tuple[") and not isinstance(value, str):
+            value = tuple(value)
+        object.__setattr__(instance, field.name, value)
+
+
+def _as_timedelta(value: timedelta | float) -> timedelta:
     if isinstance(value, timedelta):
         return value
     return timedelta(seconds=value)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Policy:
     """Everything a site declares: categories, services and cookies.
 
@@ -264,15 +293,23 @@ class Policy:
     """
 
     categories: tuple[Category, ...]
-    revision: str = ""
-    max_age: timedelta = DEFAULT_MAX_AGE
-    mode: Mode = "opt-in"
-    controller: str = "This site"
-    privacy_url: str | None = None
+    revision: str
+    max_age: timedelta
+    mode: Mode
+    controller: str
+    privacy_url: str | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "categories", tuple(self.categories))
-        object.__setattr__(self, "max_age", _as_timedelta(self.max_age))
+    def __init__(
+        self,
+        categories: cabc.Iterable[Category],
+        revision: str = "",
+        max_age: timedelta | float = DEFAULT_MAX_AGE,
+        mode: Mode = "opt-in",
+        controller: str = "This site",
+        privacy_url: str | None = None,
+    ) -> None:
+        _set_fields(self, locals())
+        object.__setattr__(self, "max_age", _as_timedelta(max_age))
         self._validate()
         if not self.revision:
             object.__setattr__(self, "revision", self._derive_revision())
