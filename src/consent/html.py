@@ -24,6 +24,9 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from markupsafe import escape
 
+from .declaration import declaration
+from .exceptions import ChoiceError
+from .exceptions import ForbiddenChoiceError
 from .exceptions import UnknownCategoryError
 from .gcm import ALWAYS_GRANTED
 from .gcm import CONSENT_TYPES
@@ -233,6 +236,40 @@ class Page:
             "consent_head": self.head,
             "consent_settings_link": self.settings_link,
         }
+
+    def preferences_context(self, next_path: str) -> dict[str, t.Any]:
+        """What the preferences page renders with (no banner on it).
+
+        :param next_path: Where saving leads back to: a path on this site.
+        """
+        visitor = self.visitor
+        visitor.banner_suppressed = True
+        context = self.context()
+        context.update(
+            next=next_path,
+            choices=visitor.choices(),
+            state=visitor.state if visitor.has_chosen else None,
+            categories=declaration(visitor.site, visitor.language),
+        )
+        return context
+
+    def declaration_context(self) -> dict[str, t.Any]:
+        """What the cookie declaration page renders with."""
+        context = self.context()
+        context["categories"] = declaration(self.visitor.site, self.visitor.language)
+        return context
+
+    def error_context(self, error: ChoiceError, back: str) -> dict[str, t.Any]:
+        """What the page that answers a refused form post renders with: why,
+        and a fresh form when the old one could not be accepted (expired or
+        unchecked token), else the way ``back``."""
+        context = self.preferences_context(back)
+        context.update(
+            description=error.description,
+            back=back,
+            offer_form=isinstance(error, ForbiddenChoiceError),
+        )
+        return context
 
     def banner(self) -> Markup:
         """The banner when the visitor must choose, else nothing (and never
@@ -456,61 +493,173 @@ def inject(body: bytes, markup: bytes, at_start: bool) -> bytes | None:
 class StreamInjector:
     """Put the banner into an HTML body that arrives in chunks.
 
-    Chunks pass through untouched once the place is found; until then they
-    are held, at most ``limit`` bytes (after which the page goes out without
-    the banner and an error is logged). ``consent.js`` alone goes before the
-    last ``</body>``, so that case holds the tail of each chunk back.
+    Chunks are held until the ``<body>`` tag is seen (at most ``limit``
+    bytes, after which the page goes out as it is and an error is logged),
+    or the body ends. Then ``decide`` says what to insert and where, as
+    :meth:`Page.injection` does: the banner goes right after ``<body>``;
+    ``consent.js`` alone goes before the last ``</body>`` (or at the very end
+    of a page without one), so the tail of each chunk is held back from then
+    on. Once :attr:`decided`, :attr:`added` is how many bytes the page grows
+    by: what a ``Content-Length`` sent after that point must add.
 
-    :param markup: What to insert.
-    :param at_start: After ``<body ...>`` when true, else before ``</body>``.
-    :param limit: The most bytes held back while looking for ``<body>``.
+    :param decide: What to insert, called once.
+    :param limit: The most bytes held while looking for ``<body>``.
     """
 
-    def __init__(self, markup: bytes, at_start: bool, limit: int = 1 << 20) -> None:
-        self._markup = markup
-        self._at_start = at_start
+    def __init__(
+        self,
+        decide: cabc.Callable[[], tuple[bytes, bool] | None],
+        limit: int = 1 << 20,
+    ) -> None:
+        self._decide = decide
         self._limit = limit
         self._held = b""
-        self._done = False
+        self._markup = b""
+        self._at_end = False
+        #: True once it is known what will be inserted.
+        self.decided = False
+        #: How many bytes the insertion adds, once decided.
+        self.added = 0
+
+    def _make_decision(self) -> None:
+        found = self._decide()
+        self.decided = True
+        if found is not None:
+            self._markup, at_start = found
+            self._at_end = not at_start
+            self.added = len(self._markup)
 
     def feed(self, chunk: bytes) -> bytes:
-        """The bytes that can go out now."""
-        if self._done:
-            return chunk
+        """The bytes that can go out now (none while undecided)."""
         self._held += chunk
-        if self._at_start:
+        if not self.decided:
             found = _BODY_START.search(self._held)
-            if found is not None:
-                out = (
-                    self._held[: found.end()] + self._markup + self._held[found.end() :]
-                )
-                self._held, self._done = b"", True
-                return out
-            if len(self._held) > self._limit:
+            if found is None:
+                if len(self._held) <= self._limit:
+                    return b""
                 logger.error(
                     "No <body> tag in the first %d bytes of an HTML page: the"
                     " consent banner was not added to it.",
                     self._limit,
                 )
-                out, self._held, self._done = self._held, b"", True
+                self.decided = True
+                out, self._held = self._held, b""
                 return out
-            return b""
-        # Before the last </body>: keep back from it (or from what could be
+            self._make_decision()
+            if self._markup and not self._at_end:
+                out = (
+                    self._held[: found.end()] + self._markup + self._held[found.end() :]
+                )
+                self._held, self._markup = b"", b""
+                return out
+        if not self._at_end:
+            out, self._held = self._held, b""
+            return out
+        # Before the last </body>: hold back from it (or from what could be
         # the start of one) to the end.
         cut = self._held.lower().rfind(b"</body")
         if cut == -1:
             cut = self._held.rfind(b"</")
         if cut == -1:
-            out, self._held = self._held, b""
-            return out
+            cut = len(self._held)
         out, self._held = self._held[:cut], self._held[cut:]
         return out
 
     def close(self) -> bytes:
-        """The bytes still held when the body ends."""
-        if self._done:
-            return b""
-        self._done = True
+        """The bytes still held when the body ends, with the insertion."""
+        if not self.decided:
+            self._make_decision()
+            if self._markup and not self._at_end:
+                # A page without <body>: the banner goes before </body>, or
+                # nowhere.
+                self._at_end = True
+                injected = inject(self._held, self._markup, False)
+                self.added = 0 if injected is None else len(self._markup)
+                held, self._held, self._markup = (
+                    injected if injected is not None else self._held,
+                    b"",
+                    b"",
+                )
+                return held
         held, self._held = self._held, b""
-        injected = inject(held, self._markup, self._at_start)
-        return held if injected is None else injected
+        if not self._markup:
+            return held
+        markup, self._markup = self._markup, b""
+        injected = inject(held, markup, False)
+        # Content-Length already counts the markup: a page without </body>
+        # gets it at the very end.
+        return held + markup if injected is None else injected
+
+
+class TemplateHelpers:
+    """The template helpers, each rendering the current response's consent
+    markup: adapters make one with their way of finding the current
+    :class:`Page`, and give its :meth:`globals` to their templates.
+
+    :param page: Returns the page of the request being served.
+    """
+
+    def __init__(self, page: cabc.Callable[[], Page]) -> None:
+        self._page = page
+
+    def consent_banner(self) -> Markup:
+        """The banner when the visitor must choose, else nothing.
+
+        Renders ``consent/banner.html``; an app overrides it by providing a
+        template at the same path.
+        """
+        return self._page().banner()
+
+    def consent_head(self) -> Markup:
+        """The ``<head>`` part: the banner's styles and the deferred
+        ``consent.js``. Optional: without it, the banner carries its own
+        tags."""
+        return self._page().head()
+
+    def consent_settings_link(self, label: str | None = None) -> Markup:
+        """The "Cookie settings" link that reopens the choice at any time.
+
+        :param label: The link text; "Cookie settings" in the visitor's
+            language by default.
+        """
+        return self._page().settings_link(label)
+
+    def consent_script(
+        self,
+        key: str,
+        src: str | None = None,
+        *,
+        body: str | None = None,
+        **attrs: t.Any,
+    ) -> Markup:
+        """A ``<script>`` that runs only when ``key`` is allowed (inert until
+        then, activated in place by ``consent.js``); see :meth:`Page.script`."""
+        return self._page().script(key, src, body=body, **attrs)
+
+    def consent_embed(
+        self, key: str, src: str, *, title: str, **attrs: t.Any
+    ) -> Markup:
+        """An ``<iframe>`` when ``key`` is allowed, else a placeholder with
+        **Load once** and **Always allow**; see :meth:`Page.embed`."""
+        return self._page().embed(key, src, title=title, **attrs)
+
+    def consent_mode_head(self, region: cabc.Sequence[str] | None = None) -> Markup:
+        """Google Consent Mode v2 default and update, before any Google tag.
+
+        :param region: ISO 3166 codes the default applies to.
+        """
+        return self._page().mode_head(region)
+
+    def globals(self) -> dict[str, cabc.Callable[..., Markup]]:
+        """Every helper by its template name."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "consent_banner",
+                "consent_head",
+                "consent_settings_link",
+                "consent_script",
+                "consent_embed",
+                "consent_mode_head",
+            )
+        }

@@ -260,6 +260,12 @@ class Visitor:
         return not self.needs_banner
 
     @property
+    def touched(self) -> bool:
+        """True once anything of this request depended on consent or changed
+        it: its response then needs :meth:`cookie_plan` applied."""
+        return self.consulted or self._sets_csrf_cookie or self._new_state is not None
+
+    @property
     def shows_banner(self) -> bool:
         """True when this response should carry the banner."""
         return self.needs_banner and not self.banner_suppressed

@@ -19,10 +19,13 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template
 from flask import request
+from flask import stream_with_context
 
 from ..choice import record_gpc
 from ..exceptions import ConfigurationError
 from ..gpc import gpc_support_resource
+from ..headers import merge_vary
+from ..headers import private_cache_control
 from ..html import StreamInjector
 from ..html import inject
 from ..settings import DEFAULTS
@@ -228,9 +231,7 @@ def _finish_response(response: Response) -> Response:
     ):
         current = current or visitor()
         _inject(response)
-    # One pass over the headers instead of a lookup per header.
-    present = {key.lower() for key, _ in response.headers.items()}
-    if "set-cookie" in present:
+    if "Set-Cookie" in response.headers:
         current = current or visitor()
         _filter_set_cookies(current, response)
     if current is None:
@@ -263,19 +264,15 @@ def _finish_response(response: Response) -> Response:
                 samesite=spec.samesite,
             )
     if current.consulted:
-        _mark_private(response, site.vary, present)
+        _mark_private(response, site.vary)
     return response
 
 
 def _inject(response: Response) -> None:
     """Put the banner (or ``consent.js`` alone) into an HTML page that did
     not render it; streamed pages get it on the way out."""
-    found = page().injection()
-    if found is None:
-        return
-    markup, at_start = found
     if response.is_streamed:
-        injector = StreamInjector(markup, at_start)
+        injector = StreamInjector(page().injection)
         chunks = response.response
 
         def stream() -> cabc.Iterator[bytes]:
@@ -287,33 +284,25 @@ def _inject(response: Response) -> None:
                     yield out
             yield injector.close()
 
-        response.response = stream()
+        # The decision is taken when <body> streams by, in the request's
+        # context (a streamed template may render the banner itself).
+        response.response = stream_with_context(stream())
         response.headers.pop("Content-Length", None)
         return
-    body = inject(response.get_data(), markup, at_start)
+    found = page().injection()
+    if found is None:
+        return
+    body = inject(response.get_data(), *found)
     if body is not None:
         response.set_data(body)
 
 
-def _mark_private(
-    response: Response, vary: tuple[str, ...], present: cabc.Set[str]
-) -> None:
-    """Mark a response that depends on the visitor's consent.
-
-    A shared cache must never hand one visitor's page to another: the page of
-    someone who accepted carries live tags and no banner.
-
-    :param present: The lower-cased names of the headers already set.
-    """
+def _mark_private(response: Response, vary: tuple[str, ...]) -> None:
+    """Mark a response that depends on the visitor's consent: ``Vary`` and
+    ``Cache-Control: private``."""
     headers = response.headers
-    if "vary" not in present:
-        headers.add("Vary", ", ".join(vary))
-    else:
-        response.vary.update(vary)
-    if "cache-control" not in present:
-        headers.add("Cache-Control", "private")
-    elif not response.cache_control.no_store:
-        response.cache_control.private = True
+    headers["Vary"] = merge_vary(headers.get("Vary"), vary)
+    headers["Cache-Control"] = private_cache_control(headers.get("Cache-Control"))
 
 
 def _filter_set_cookies(current: Visitor, response: Response) -> None:

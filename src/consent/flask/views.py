@@ -19,10 +19,8 @@ from .. import signals
 from ..choice import ChoiceRequest
 from ..choice import receive
 from ..choice import state_json
-from ..declaration import declaration as declaration_rows
 from ..declaration import declaration_json as declaration_body
 from ..exceptions import ChoiceError
-from ..exceptions import ForbiddenChoiceError
 from ..exceptions import RateLimitedError
 from ..html import static_files
 from ..security import safe_next
@@ -134,19 +132,7 @@ def _error_response(error: ChoiceError, choice_request: ChoiceRequest) -> Respon
     if choice_request.is_json:
         response = jsonify({"error": error.description})
     else:
-        current = visitor()
-        current.banner_suppressed = True
-        context = page().context()
-        back = choice_request.back()
-        context.update(
-            description=error.description,
-            back=back,
-            offer_form=isinstance(error, ForbiddenChoiceError),
-            next=back,
-            choices=current.choices(),
-            state=None,
-            categories=declaration_rows(site_of(), current.language),
-        )
+        context = page().error_context(error, choice_request.back())
         response = current_app.make_response(
             render_template("consent/error.html", **context)
         )
@@ -159,13 +145,8 @@ def _error_response(error: ChoiceError, choice_request: ChoiceRequest) -> Respon
 @bp.get("/preferences", endpoint="preferences")
 def preferences() -> ResponseReturnValue:
     """The full preferences page: works without JavaScript."""
-    current = visitor()
-    current.banner_suppressed = True
-    context = page().context()
-    context["next"] = safe_next(request.args.get("next"), request.root_path + "/")
-    context["choices"] = current.choices()
-    context["state"] = current.state if current.has_chosen else None
-    context["categories"] = declaration_rows(site_of(), current.language)
+    next_path = safe_next(request.args.get("next"), request.root_path + "/")
+    context = page().preferences_context(next_path)
     # consent.js asks for the form alone, to show it in a dialog.
     template = (
         "consent/_preferences.html"
@@ -179,10 +160,7 @@ def preferences() -> ResponseReturnValue:
 @bp.get("/declaration", endpoint="declaration")
 def declaration() -> ResponseReturnValue:
     """The cookie declaration, generated from the policy."""
-    current = visitor()
-    context = page().context()
-    context["categories"] = declaration_rows(site_of(), current.language)
-    return render_template("consent/declaration.html", **context)
+    return render_template("consent/declaration.html", **page().declaration_context())
 
 
 @bp.get("/declaration.json", endpoint="declaration_json")

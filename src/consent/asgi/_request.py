@@ -1,0 +1,103 @@
+"""The ASGI scope as the core reads it, and a small sender of responses."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import typing as t
+
+if t.TYPE_CHECKING:
+    from starlette.types import Message
+    from starlette.types import Scope
+    from starlette.types import Send
+
+
+class ScopeRequest:
+    """An HTTP scope as a :class:`consent.visitor.RequestInfo`.
+
+    Headers and cookies are read from the scope on first use; a cookie sent
+    twice (as a sibling subdomain can make a browser do) keeps both values.
+    """
+
+    __slots__ = ("_scope", "_headers", "_cookies")
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+        self._headers: dict[str, str] | None = None
+        self._cookies: list[tuple[str, str]] | None = None
+
+    @property
+    def is_secure(self) -> bool:
+        return self._scope.get("scheme") in ("https", "wss")
+
+    def header(self, name: str) -> str | None:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for key, value in self._scope["headers"]:
+                lowered = key.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[lowered] = (
+                    f"{headers[lowered]}, {text}" if lowered in headers else text
+                )
+            self._headers = headers
+        return self._headers.get(name.lower())
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        if self._cookies is None:
+            pairs = []
+            for key, value in self._scope["headers"]:
+                if key.lower() != b"cookie":
+                    continue
+                # RFC 6265 section 5.4: "name=value" pairs joined by "; ".
+                for part in value.decode("latin-1").split(";"):
+                    name, sep, text = part.partition("=")
+                    if not sep:
+                        continue
+                    text = text.strip()
+                    if len(text) >= 2 and text[0] == text[-1] == '"':
+                        text = text[1:-1]
+                    pairs.append((name.strip(), text))
+            self._cookies = pairs
+        return self._cookies
+
+    def cookie_values(self, name: str) -> list[str]:
+        return [value for key, value in self._pairs() if key == name]
+
+    def cookie_names(self) -> cabc.Iterable[str]:
+        return dict.fromkeys(key for key, _ in self._pairs())
+
+
+class Sender:
+    """Sends one response, remembering whether it has started."""
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        #: True once the response's start went out.
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+    async def respond(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: cabc.Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Send a whole response that needs nothing of consent."""
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": body})

@@ -1,0 +1,616 @@
+"""``ConsentMiddleware``: cookie consent for any ASGI app.
+
+A pure ASGI middleware, as Starlette's own ``SessionMiddleware``: it reads
+the consent cookie from the scope, answers the consent endpoints itself, and
+wraps ``send`` to apply the core's decisions when the app's response starts:
+the cookie plan, the ``Set-Cookie`` filter and the cache headers. It puts
+the banner into HTML responses, streamed ones included, holding back only
+the bytes before ``<body>``. Database work runs in a thread, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import functools
+import json
+import logging
+import os
+import typing as t
+from urllib.parse import parse_qs
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from .. import signals
+from ..choice import ChoiceRequest
+from ..choice import apply_choice
+from ..choice import check_request
+from ..choice import parse_body
+from ..choice import record_gpc
+from ..choice import state_json
+from ..declaration import declaration_json
+from ..exceptions import ChoiceError
+from ..exceptions import ChoiceTooLargeError
+from ..exceptions import ConfigurationError
+from ..exceptions import RateLimitedError
+from ..gpc import gpc_support_resource
+from ..headers import merge_vary
+from ..headers import private_cache_control
+from ..html import Page
+from ..html import StreamInjector
+from ..html import Urls
+from ..html import static_files
+from ..security import safe_next
+from ..settings import Settings
+from ..site import Site
+from ..visitor import Visitor
+from ._context import TEMPLATE_GLOBALS
+from ._context import reset_page
+from ._context import set_page
+from ._request import ScopeRequest
+from ._request import Sender
+from .errors import ConsentRequiredError
+
+if t.TYPE_CHECKING:
+    from starlette.types import ASGIApp
+    from starlette.types import Message
+    from starlette.types import Receive
+    from starlette.types import Scope
+    from starlette.types import Send
+
+    from ..model import Policy
+    from ..settings import SecretKey
+
+logger = logging.getLogger(__name__)
+
+_YEAR = 365 * 24 * 3600
+_SKIP_STATUS = frozenset({204, 304})
+
+
+def _environment(templates: t.Any) -> tuple[jinja2.Environment, jinja2.Environment]:
+    """The app's template environment (with the helpers added) and the one
+    the library renders its own pages with: autoescaped always, finding the
+    app's overrides of ``consent/*.html`` first."""
+    package = jinja2.PackageLoader("consent", "templates")
+    app_env: jinja2.Environment | None = getattr(templates, "env", templates)
+    if app_env is not None and not isinstance(app_env, jinja2.Environment):
+        raise ConfigurationError(
+            "templates must be a starlette Jinja2Templates or a jinja2.Environment."
+        )
+    loader: jinja2.BaseLoader = package
+    if app_env is not None:
+        app_env.globals.update(TEMPLATE_GLOBALS)
+        if app_env.loader is not None:
+            loader = jinja2.ChoiceLoader([app_env.loader, package])
+    own = jinja2.Environment(loader=loader, autoescape=True)
+    own.globals.update(TEMPLATE_GLOBALS)
+    return own, app_env or own
+
+
+class ConsentMiddleware:
+    """Cookie consent for an ASGI app (Starlette, FastAPI, any ASGI app).
+
+    ::
+
+        app.add_middleware(ConsentMiddleware, policy=policy, secret_key=KEY,
+                           templates=templates)
+
+    Settings are the ``CONSENT_*`` options of the configuration table,
+    given as keyword arguments without the prefix in lower case
+    (``layout="box"``, ``receipts_url=None``) or as a ``config`` mapping
+    with their full names. Selectors (``language_selector``,
+    ``profile_selector``, ``csp_nonce``) are called with the Starlette
+    ``Request``.
+
+    :param app: The ASGI app to wrap.
+    :param policy: The declared categories, services and cookies.
+    :param secret_key: Signs the consent cookie and the CSRF tokens: a key,
+        or a list from oldest to newest.
+    :param config: ``CONSENT_*`` settings by their full names.
+    :param folder: Where the SQLite receipts and the spools go; ``instance``
+        in the working directory by default.
+    :param templates: The app's ``Jinja2Templates`` (or a Jinja
+        ``Environment``): its templates get the helpers (``consent``,
+        ``consent_banner()``, ``consent_script()``...) and may override the
+        library's (``consent/banner.html``...).
+    :param debug: Raise on undeclared keys instead of refusing them.
+    :raises ConfigurationError: when a setting cannot work.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: Policy,
+        *,
+        secret_key: SecretKey | cabc.Sequence[SecretKey] | None = None,
+        config: cabc.Mapping[str, t.Any] | None = None,
+        folder: str | os.PathLike[str] | None = None,
+        templates: t.Any = None,
+        debug: bool = False,
+        **settings: t.Any,
+    ) -> None:
+        mapping = dict(config or {})
+        for name, value in settings.items():
+            mapping[f"CONSENT_{name.upper()}"] = value
+        if secret_key is not None:
+            mapping.setdefault("CONSENT_SECRET_KEY", secret_key)
+        if mapping.get("CONSENT_ADMIN_ACCESS") is not None:
+            raise ConfigurationError(
+                "The receipts dashboard is part of the Flask extension; under ASGI"
+                " use the `consent receipts` commands instead."
+            )
+        #: The wrapped app.
+        self.app = app
+        #: The validated settings.
+        self.settings = Settings.from_mapping(mapping, policy)
+        #: The core machinery: codec, CSRF, cookie gate, receipts.
+        self.site = Site(
+            self.settings,
+            folder=os.fspath(folder or os.path.join(os.getcwd(), "instance")),
+        )
+        self.debug = debug
+        self._env, self.templates = _environment(templates)
+        self._urls: dict[str, Urls] = {}
+        self._prefix = self.settings.url_prefix
+
+    def _render(self, template: str, context: dict[str, t.Any]) -> str:
+        return self._env.get_template(template).render(context)
+
+    def _urls_for(self, root: str) -> Urls:
+        found = self._urls.get(root)
+        if found is None:
+            base = root + self._prefix
+            found = self._urls[root] = Urls(
+                update=base,
+                preferences=f"{base}/preferences",
+                declaration=f"{base}/declaration",
+                static=f"{base}/static",
+            )
+        return found
+
+    def _bind(
+        self, selector: cabc.Callable[..., t.Any] | None, scope: Scope
+    ) -> cabc.Callable[[], t.Any] | None:
+        if selector is None:
+            return None
+        return lambda: selector(Request(scope))
+
+    def _nonce(self, scope: Scope) -> str | None:
+        selector = self.settings.csp_nonce
+        if selector is not None:
+            nonce = selector(Request(scope))
+        else:
+            nonce = scope.get("state", {}).get("csp_nonce")
+        return str(nonce) if nonce else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = self.settings
+        visitor = Visitor(
+            self.site,
+            ScopeRequest(scope),
+            strict=self.debug,
+            select_language=self._bind(settings.language_selector, scope),
+            select_profile=self._bind(settings.profile_selector, scope),
+        )
+        root = scope.get("root_path", "")
+        route = _route_path(scope)
+        is_own = route == self._prefix or route.startswith(self._prefix + "/")
+        query = scope.get("query_string", b"").decode("latin-1")
+        page = Page(
+            visitor,
+            self._urls_for(root),
+            self._render,
+            here=scope["path"] + (f"?{query}" if query else ""),
+            is_own_page=is_own,
+            nonce=functools.partial(self._nonce, scope),
+        )
+        scope.setdefault("state", {})["consent"] = visitor
+        token = set_page(page)
+        try:
+            if is_own:
+                await self._endpoint(
+                    scope, receive, send, page, route[len(self._prefix) :]
+                )
+            elif route == "/.well-known/gpc.json" and settings.gpc_support:
+                body = json.dumps(gpc_support_resource(settings.gpc_last_update))
+                await Sender(send).respond(
+                    200,
+                    body.encode(),
+                    "application/json",
+                    [(b"cache-control", b"public, max-age=86400")],
+                )
+            else:
+                await self._call_app(scope, receive, send, page)
+        finally:
+            reset_page(token)
+
+    # The app's responses.
+
+    def _injects(self, message: Message) -> bool:
+        if not self.settings.auto_inject:
+            return False
+        status = message["status"]
+        if status in _SKIP_STATUS or status // 100 == 3:
+            return False
+        content_type = b""
+        for name, value in message.get("headers", ()):
+            lowered = name.lower()
+            if lowered == b"content-encoding":
+                return False
+            if lowered == b"content-type":
+                content_type = value
+        return content_type.split(b";", 1)[0].strip().lower() == b"text/html"
+
+    async def _call_app(
+        self, scope: Scope, receive: Receive, send: Send, page: Page
+    ) -> None:
+        sender = Sender(send)
+        held: Message | None = None
+        injector: StreamInjector | None = None
+
+        async def start(message: Message, added: int = 0) -> None:
+            headers = await self._finish_headers(
+                scope, page, list(message.get("headers", ())), added
+            )
+            await sender.send({**message, "headers": headers})
+
+        async def wrapped(message: Message) -> None:
+            nonlocal held, injector
+            kind = message["type"]
+            if kind == "http.response.start":
+                if self._injects(message):
+                    held, injector = message, StreamInjector(page.injection)
+                    return
+                await start(message)
+                return
+            if kind != "http.response.body" or injector is None:
+                await sender.send(message)
+                return
+            more = message.get("more_body", False)
+            out = injector.feed(message.get("body", b""))
+            if not more:
+                out += injector.close()
+            if held is not None and (injector.decided or not more):
+                await start(held, injector.added)
+                held = None
+            if held is None and (out or not more):
+                await sender.send(
+                    {"type": "http.response.body", "body": out, "more_body": more}
+                )
+
+        try:
+            await self.app(scope, receive, wrapped)
+        except ConsentRequiredError as err:
+            if sender.started:
+                raise
+            context = page.requires_context(err.key)
+            await self._page(sender, scope, page, "consent/requires.html", context, 403)
+
+    async def _finish_headers(
+        self,
+        scope: Scope,
+        page: Page,
+        headers: list[tuple[bytes, bytes]],
+        added: int = 0,
+    ) -> list[tuple[bytes, bytes]]:
+        """The response's headers with the core's decisions applied: the
+        ``Set-Cookie`` filter, the cookie plan, the cache headers, and the
+        length of what was inserted."""
+        visitor = page.visitor
+        cookies = [
+            v.decode("latin-1") for k, v in headers if k.lower() == b"set-cookie"
+        ]
+        if cookies:
+            kept, removed = self.site.gate.filter(cookies, visitor.allows)
+            if removed:
+                headers = [(k, v) for k, v in headers if k.lower() != b"set-cookie"]
+                headers.extend((b"set-cookie", c.encode("latin-1")) for c in kept)
+        if added:
+            headers = [
+                (
+                    k,
+                    str(int(v) + added).encode()
+                    if k.lower() == b"content-length"
+                    else v,
+                )
+                for k, v in headers
+            ]
+        if not visitor.touched:
+            return headers
+        if visitor.gpc_recorded is not None and self.site.receipts is not None:
+            await run_in_threadpool(
+                record_gpc,
+                visitor,
+                path=scope["path"],
+                user_agent=_header(scope, b"user-agent"),
+                remote_addr=_client(scope),
+            )
+        headers.extend(
+            (b"set-cookie", spec.header().encode("latin-1"))
+            for spec in visitor.cookie_plan()
+        )
+        if visitor.consulted:
+            _mark_private(headers, self.site.vary)
+        return headers
+
+    # The library's own endpoints.
+
+    async def _endpoint(
+        self, scope: Scope, receive: Receive, send: Send, page: Page, sub: str
+    ) -> None:
+        sender = Sender(send)
+        method = scope["method"]
+        if sub.startswith("/static/"):
+            if method not in ("GET", "HEAD"):
+                await sender.respond(405, b"", "text/plain", [(b"allow", b"GET, HEAD")])
+                return
+            await self._static(sender, scope, sub[len("/static/") :])
+            return
+        allowed = {"": ("GET", "HEAD", "POST")}.get(sub, ("GET", "HEAD"))
+        if sub not in ("", "/preferences", "/declaration", "/declaration.json"):
+            await sender.respond(404, b"Not Found", "text/plain; charset=utf-8")
+            return
+        if method not in allowed:
+            allow = ", ".join(allowed).encode()
+            await sender.respond(405, b"", "text/plain", [(b"allow", allow)])
+            return
+        visitor = page.visitor
+        if sub == "" and method == "POST":
+            await self._choose(scope, receive, sender, page)
+        elif sub == "":
+            data = state_json(visitor)
+            data["csrf_token"] = visitor.csrf_token()
+            await self._json(sender, scope, page, data, no_store=True)
+        elif sub == "/preferences":
+            params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            root = scope.get("root_path", "") + "/"
+            next_path = safe_next(params.get("next", [None])[0], root)
+            template = (
+                "consent/_preferences.html"
+                if params.get("fragment")
+                else "consent/preferences.html"
+            )
+            context = page.preferences_context(next_path)
+            await self._page(sender, scope, page, template, context, no_store=True)
+        elif sub == "/declaration":
+            context = page.declaration_context()
+            await self._page(sender, scope, page, "consent/declaration.html", context)
+        else:
+            body = declaration_json(self.site, visitor.language)
+            if self.settings.language_selector is not None:
+                cache = [(b"vary", b"Accept-Language, Cookie")]
+                cache.append((b"cache-control", b"private, max-age=300"))
+            else:
+                cache = [(b"vary", b"Accept-Language")]
+                cache.append((b"cache-control", b"public, max-age=300"))
+            await sender.respond(
+                200, json.dumps(body).encode(), "application/json", cache
+            )
+
+    async def _choose(
+        self, scope: Scope, receive: Receive, sender: Sender, page: Page
+    ) -> None:
+        visitor = page.visitor
+        length = _header(scope, b"content-length")
+        choice_request = ChoiceRequest(
+            origin_of_site=f"{scope.get('scheme', 'http')}://{_header(scope, b'host')}",
+            content_type=_header(scope, b"content-type"),
+            content_length=int(length) if length and length.isdigit() else None,
+            fetch_site=_header(scope, b"sec-fetch-site"),
+            origin=_header(scope, b"origin"),
+            referrer=_header(scope, b"referer"),
+            csrf_header=_header(scope, b"x-consent-csrf"),
+            root=scope.get("root_path", "") + "/",
+            path=scope["path"],
+            user_agent=_header(scope, b"user-agent"),
+            remote_addr=_client(scope),
+        )
+        try:
+            check_request(visitor, choice_request)
+            body = await _read_body(receive, choice_request.max_body)
+            posted = parse_body(choice_request, body)
+            outcome = await run_in_threadpool(
+                apply_choice, visitor, posted, choice_request
+            )
+        except ChoiceError as err:
+            await self._error(sender, scope, page, err, choice_request)
+            return
+        for name in outcome.signals:
+            signals.BY_NAME[name].send(
+                self.app, state=outcome.state, previous=outcome.previous
+            )
+        if outcome.is_json:
+            await self._json(sender, scope, page, state_json(visitor), no_store=True)
+            return
+        headers = await self._finish_headers(
+            scope,
+            page,
+            [
+                (b"location", outcome.target.encode("latin-1")),
+                (b"cache-control", b"no-store"),
+                (b"content-length", b"0"),
+            ],
+        )
+        await sender.send(
+            {"type": "http.response.start", "status": 303, "headers": headers}
+        )
+        await sender.send({"type": "http.response.body", "body": b""})
+
+    async def _error(
+        self,
+        sender: Sender,
+        scope: Scope,
+        page: Page,
+        error: ChoiceError,
+        choice_request: ChoiceRequest,
+    ) -> None:
+        extra = []
+        if isinstance(error, RateLimitedError):
+            extra.append((b"retry-after", str(error.retry_after).encode()))
+        if choice_request.is_json:
+            await self._json(
+                sender,
+                scope,
+                page,
+                {"error": error.description},
+                status=error.status,
+                no_store=True,
+                extra=extra,
+            )
+            return
+        context = page.error_context(error, choice_request.back())
+        await self._page(
+            sender,
+            scope,
+            page,
+            "consent/error.html",
+            context,
+            error.status,
+            no_store=True,
+            extra=extra,
+        )
+
+    async def _page(
+        self,
+        sender: Sender,
+        scope: Scope,
+        page: Page,
+        template: str,
+        context: dict[str, t.Any],
+        status: int = 200,
+        *,
+        no_store: bool = False,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        body = self._render(template, context).encode()
+        await self._respond(
+            sender,
+            scope,
+            page,
+            status,
+            body,
+            "text/html; charset=utf-8",
+            no_store,
+            extra,
+        )
+
+    async def _json(
+        self,
+        sender: Sender,
+        scope: Scope,
+        page: Page,
+        data: t.Any,
+        *,
+        status: int = 200,
+        no_store: bool = False,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        body = json.dumps(data).encode()
+        await self._respond(
+            sender, scope, page, status, body, "application/json", no_store, extra
+        )
+
+    async def _respond(
+        self,
+        sender: Sender,
+        scope: Scope,
+        page: Page,
+        status: int,
+        body: bytes,
+        content_type: str,
+        no_store: bool,
+        extra: list[tuple[bytes, bytes]] | None,
+    ) -> None:
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *(extra or ()),
+        ]
+        if no_store:
+            headers.append((b"cache-control", b"no-store"))
+        headers = await self._finish_headers(scope, page, headers)
+        await sender.send(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        )
+        await sender.send({"type": "http.response.body", "body": body})
+
+    async def _static(self, sender: Sender, scope: Scope, filename: str) -> None:
+        asset = static_files().get(filename)
+        if asset is None:
+            await sender.respond(404, b"Not Found", "text/plain; charset=utf-8")
+            return
+        content, media_type, version = asset
+        etag = f'"{version}"'.encode()
+        params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        cache = f"public, max-age={_YEAR}" if params.get("v") else "no-cache"
+        headers = [(b"etag", etag), (b"cache-control", cache.encode())]
+        if _header(scope, b"if-none-match") == etag.decode():
+            await sender.send(
+                {"type": "http.response.start", "status": 304, "headers": headers}
+            )
+            await sender.send({"type": "http.response.body", "body": b""})
+            return
+        if scope["method"] == "HEAD":
+            content = b""
+        await sender.respond(200, content, media_type, headers)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: without the root path it is mounted at."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    values = [v for k, v in scope["headers"] if k == name]
+    if not values:
+        return None
+    return ", ".join(v.decode("latin-1") for v in values)
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, refused beyond ``limit`` bytes without reading more."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ChoiceTooLargeError(f"A choice is at most {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _mark_private(headers: list[tuple[bytes, bytes]], vary: tuple[str, ...]) -> None:
+    """Mark a response that depends on the visitor's consent."""
+    values: dict[bytes, str] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in (b"vary", b"cache-control"):
+            values[lowered] = ", ".join(
+                filter(None, (values.get(lowered), value.decode("latin-1")))
+            )
+    headers[:] = [
+        (k, v) for k, v in headers if k.lower() not in (b"vary", b"cache-control")
+    ]
+    headers.append((b"vary", merge_vary(values.get(b"vary"), vary).encode("latin-1")))
+    control = private_cache_control(values.get(b"cache-control"))
+    headers.append((b"cache-control", control.encode("latin-1")))
