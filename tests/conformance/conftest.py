@@ -354,6 +354,7 @@ def _asgi_app(
     from consent.asgi import ConsentMiddleware
     from consent.asgi import current_consent
     from consent.asgi import requires
+    from consent.asgi.testing import find_middleware
 
     env = jinja2.Environment(autoescape=True)
 
@@ -404,19 +405,7 @@ def _asgi_app(
             )
         ],
     )
-    middleware = _middleware_of(app)
-    return App(adapter, app, middleware.site)
-
-
-def _middleware_of(app: t.Any) -> t.Any:
-    from consent.asgi import ConsentMiddleware
-
-    stack = app.build_middleware_stack()
-    app.middleware_stack = stack
-    while stack is not None and not isinstance(stack, ConsentMiddleware):
-        stack = getattr(stack, "app", None)
-    assert stack is not None, "the app has no ConsentMiddleware"
-    return stack
+    return App(adapter, app, find_middleware(app).site)
 
 
 @pytest.fixture(params=["flask", "asgi"])
