@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test bench lint chromium postgres clean
+.PHONY: demo demo-asgi test bench lint chromium postgres clean
 NODE_STAMP := node_modules/.installed
 
 $(BIN)/python:
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.hangzhou_demo
+
+demo-asgi: $(STAMP)
+	$(BIN)/python -m examples.hangzhou_demo --asgi
 
 $(CHROMIUM):
 	apt-get update -qq

@@ -1,10 +1,9 @@
-"""The demo's own pages: the article and the page-view endpoints."""
+"""The Flask twin's own pages: the article and the page-view endpoints."""
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
-from datetime import timedelta
+from urllib.parse import urlencode
 
 from flask import Blueprint
 from flask import Response
@@ -13,86 +12,63 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from consent.flask import current_consent as consent
 from consent.flask import safe_next
 
-from .analytics import PageViews
-from .content import Article
 from .policy import ANALYTICS_COOKIE
 from .policy import LANGUAGE_COOKIE
 from .policy import WESTLAKE_MAP
+from .shared import ANALYTICS_MAX_AGE
+from .shared import LANGUAGES
+from .shared import DemoSite
+from .shared import hit_path
+from .shared import language_of
+from .shared import ui_texts
 
 bp = Blueprint("site", __name__)
 
-#: How long the analytics cookie lives: 13 months, as declared.
-ANALYTICS_MAX_AGE = timedelta(days=395)
 
-#: Longest path counted; a longer one is refused.
-MAX_PATH_LENGTH = 512
-
-
-@dataclasses.dataclass(frozen=True)
-class Site:
-    """What the demo keeps per app, in ``app.extensions["hangzhou_demo"]``.
-
-    :param article: The article, parsed once at startup.
-    :param page_views: The page-view counter.
-    """
-
-    article: Article
-    page_views: PageViews
-
-
-def _site() -> Site:
-    site: Site = current_app.extensions["hangzhou_demo"]
+def _site() -> DemoSite:
+    site: DemoSite = current_app.extensions["hangzhou_demo"]
     return site
+
+
+def selected_language() -> str | None:
+    """The language picked with the switch (``CONSENT_LANGUAGE_SELECTOR``)."""
+    return language_of(request.cookies.get(LANGUAGE_COOKIE.name))
+
+
+@bp.app_context_processor
+def _links() -> dict[str, object]:
+    """What the shared templates link to, as this twin routes it."""
+    here = request.full_path if request.query_string else request.path
+    return {
+        "ui": ui_texts(consent.language),
+        "asset": lambda name: url_for("static", filename=name),
+        "home_url": url_for("site.index"),
+        "analytics_url": url_for("site.analytics_hit"),
+        "declaration_url": url_for("consent.declaration"),
+        "language_url": lambda code: (
+            url_for("site.language", code=code)
+            + "?"
+            + urlencode({"next": here}, safe="/:")
+        ),
+    }
 
 
 @bp.get("/")
 def index() -> str:
     """The article, with the West Lake map when embedded media are allowed."""
+    site = _site()
     return render_template(
         "article.html",
-        article=_site().article,
+        article=site.article,
         map_service=WESTLAKE_MAP,
-        map_url=current_app.config["MAP_ORIGIN"].rstrip("/") + "/map/west-lake",
+        map_url=site.map_url,
     )
-
-
-#: The languages of the English / 中文 switch.
-LANGUAGES = ("en", "zh-Hans")
-
-#: The demo's own interface texts (the article itself stays in English).
-UI_TEXTS = {
-    "en": {
-        "tagline": "Cities, technology and the people who build them",
-        "language": "Language",
-        "skip": "Skip to the content",
-        "cookies": "Cookies",
-        "note": "Hangzhou Digital is the demo site of the consent project.",
-    },
-    "zh-Hans": {
-        "tagline": "城市、科技，以及建设它们的人",
-        "language": "语言",
-        "skip": "跳到正文",
-        "cookies": "Cookie 说明",
-        "note": "Hangzhou Digital 是 consent 项目的演示网站。",
-    },
-}
-
-
-def selected_language() -> str | None:
-    """The language picked with the switch (a strictly necessary cookie)."""
-    code = request.cookies.get(LANGUAGE_COOKIE.name)
-    return code if code in LANGUAGES else None
-
-
-@bp.app_context_processor
-def _ui_texts() -> dict[str, object]:
-    texts = UI_TEXTS.get(consent.language, UI_TEXTS["en"])
-    return {"ui": lambda key: texts[key]}
 
 
 @bp.get("/lang/<code>")
@@ -105,7 +81,7 @@ def language(code: str) -> BaseResponse:
     response.set_cookie(
         LANGUAGE_COOKIE.name,
         code,
-        max_age=int(timedelta(days=365).total_seconds()),
+        max_age=365 * 24 * 3600,
         httponly=True,
         samesite="Lax",
     )
@@ -123,13 +99,8 @@ def analytics_hit() -> Response:
     response = Response(status=204)
     if not consent.allows("analytics"):
         return response
-    body = request.get_json(silent=True)
-    path = body.get("path") if isinstance(body, dict) else None
-    if (
-        not isinstance(path, str)
-        or not path.startswith("/")
-        or len(path) > MAX_PATH_LENGTH
-    ):
+    path = hit_path(request.get_json(silent=True))
+    if path is None:
         return Response('Send a JSON object such as {"path": "/"}.', status=400)
     _site().page_views.add(path)
     if ANALYTICS_COOKIE.name not in request.cookies:

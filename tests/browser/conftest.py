@@ -86,32 +86,97 @@ def browser(playwright: Playwright) -> cabc.Iterator[Browser]:
     browser.close()
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[str]:
-    """The Hangzhou demo and its map provider, served on loopback."""
+@dataclasses.dataclass
+class LiveASGIServer:
+    """An ASGI app served by uvicorn in a thread on loopback."""
+
+    server: t.Any
+    thread: threading.Thread
+    url: str
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_asgi(app: t.Any, port: int | None = None) -> LiveASGIServer:
+    """Serve ``app`` with uvicorn on 127.0.0.1 until :meth:`LiveASGIServer.stop`."""
+    import time
+
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, (
+            "uvicorn did not start"
+        )
+        time.sleep(0.02)
+    return LiveASGIServer(server, thread, f"http://127.0.0.1:{port}")
+
+
+def _start_demo(
+    twin: str, instance: t.Any
+) -> tuple[LiveServer | LiveASGIServer, LiveServer]:
     from examples.hangzhou_demo import create_app
+    from examples.hangzhou_demo.asgi import create_asgi_app
     from examples.hangzhou_demo.mapapp import create_map_app
 
-    instance = tmp_path_factory.mktemp("demo")
     map_port, site_port = free_port(), free_port()
     # The map may be framed by the site only (its CSP frame-ancestors).
     origins = (f"http://127.0.0.1:{site_port}", f"http://localhost:{site_port}")
     map_server = serve(create_map_app(site_origins=origins), port=map_port)
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "browser-test-secret-key-0123456789abcdef",
-            "MAP_ORIGIN": f"http://localhost:{map_port}",
-            "CONSENT_RECEIPTS_URL": f"sqlite:///{instance}/receipts.db",
-            "CONSENT_RECEIPTS_SPOOL_DIR": str(instance),
-        }
-    )
-    site = serve(app, port=site_port)
+    settings = {
+        "TESTING": True,
+        "SECRET_KEY": "browser-test-secret-key-0123456789abcdef",
+        "CONSENT_RECEIPTS_URL": f"sqlite:///{instance}/receipts.db",
+        "CONSENT_RECEIPTS_SPOOL_DIR": str(instance),
+    }
+    map_origin = f"http://localhost:{map_port}"
+    site: LiveServer | LiveASGIServer
+    if twin == "flask":
+        site = serve(create_app({**settings, "MAP_ORIGIN": map_origin}), port=site_port)
+    else:
+        app = create_asgi_app(settings, map_origin=map_origin)
+        site = serve_asgi(app, port=site_port)
+    return site, map_server
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[str]:
+    """The Hangzhou demo (Flask) and its map provider, served on loopback."""
+    site, map_server = _start_demo("flask", tmp_path_factory.mktemp("demo"))
     try:
         yield site.url
     finally:
         site.stop()
         map_server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_asgi(tmp_path_factory: pytest.TempPathFactory) -> cabc.Iterator[str]:
+    """The demo's ASGI twin (FastAPI, uvicorn) and its map provider."""
+    site, map_server = _start_demo("asgi", tmp_path_factory.mktemp("demo-asgi"))
+    try:
+        yield site.url
+    finally:
+        site.stop()
+        map_server.stop()
+
+
+@pytest.fixture(params=["flask", "asgi"])
+def any_demo(request: pytest.FixtureRequest) -> str:
+    """Each twin of the demo in turn: the main flows must hold on both."""
+    return t.cast(
+        str,
+        request.getfixturevalue("demo" if request.param == "flask" else "demo_asgi"),
+    )
 
 
 @pytest.fixture

@@ -97,12 +97,11 @@ class ConsentMiddleware:
         app.add_middleware(ConsentMiddleware, policy=policy, secret_key=KEY,
                            templates=templates)
 
-    Settings are the ``CONSENT_*`` options of the configuration table,
-    given as keyword arguments without the prefix in lower case
-    (``layout="box"``, ``receipts_url=None``) or as a ``config`` mapping
-    with their full names. Selectors (``language_selector``,
-    ``profile_selector``, ``csp_nonce``) are called with the Starlette
-    ``Request``.
+    Settings are the ``CONSENT_*`` options of the configuration table, in a
+    ``config`` mapping by their full names, as a Flask app's config holds
+    them (``config={"CONSENT_LAYOUT": "box"}``). Selectors
+    (``CONSENT_LANGUAGE_SELECTOR``, ``CONSENT_PROFILE_SELECTOR``,
+    ``CONSENT_CSP_NONCE``) are called with the Starlette ``Request``.
 
     :param app: The ASGI app to wrap.
     :param policy: The declared categories, services and cookies.
@@ -121,7 +120,7 @@ class ConsentMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: cabc.Callable[[t.Any, t.Any, t.Any], cabc.Awaitable[None]],
         policy: Policy,
         *,
         secret_key: SecretKey | cabc.Sequence[SecretKey] | None = None,
@@ -129,11 +128,8 @@ class ConsentMiddleware:
         folder: str | os.PathLike[str] | None = None,
         templates: t.Any = None,
         debug: bool = False,
-        **settings: t.Any,
     ) -> None:
         mapping = dict(config or {})
-        for name, value in settings.items():
-            mapping[f"CONSENT_{name.upper()}"] = value
         if secret_key is not None:
             mapping.setdefault("CONSENT_SECRET_KEY", secret_key)
         if mapping.get("CONSENT_ADMIN_ACCESS") is not None:
@@ -142,7 +138,7 @@ class ConsentMiddleware:
                 " use the `consent receipts` commands instead."
             )
         #: The wrapped app.
-        self.app = app
+        self.app: ASGIApp = app
         #: The validated settings.
         self.settings = Settings.from_mapping(mapping, policy)
         #: The core machinery: codec, CSRF, cookie gate, receipts.
@@ -152,10 +148,21 @@ class ConsentMiddleware:
         )
         self.debug = debug
         self._env, self.templates = _environment(templates)
+        # The app's context processors (Jinja2Templates) run for the
+        # library's pages too, which may extend the app's layout.
+        self._processors: list[cabc.Callable[[Request], dict[str, t.Any]]] = list(
+            getattr(templates, "context_processors", None) or ()
+        )
         self._urls: dict[str, Urls] = {}
         self._prefix = self.settings.url_prefix
 
-    def _render(self, template: str, context: dict[str, t.Any]) -> str:
+    def _render(self, scope: Scope, template: str, context: dict[str, t.Any]) -> str:
+        if self._processors:
+            request = Request(scope)
+            extra: dict[str, t.Any] = {"request": request}
+            for processor in self._processors:
+                extra.update(processor(request))
+            context = {**extra, **context}
         return self._env.get_template(template).render(context)
 
     def _urls_for(self, root: str) -> Urls:
@@ -204,7 +211,7 @@ class ConsentMiddleware:
         page = Page(
             visitor,
             self._urls_for(root),
-            self._render,
+            functools.partial(self._render, scope),
             here=scope["path"] + (f"?{query}" if query else ""),
             is_own_page=is_own,
             nonce=functools.partial(self._nonce, scope),
@@ -487,7 +494,7 @@ class ConsentMiddleware:
         no_store: bool = False,
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        body = self._render(template, context).encode()
+        body = page.render(template, context).encode()
         await self._respond(
             sender,
             scope,
