@@ -26,17 +26,23 @@ then the viewport is resized to each size of :data:`SIZES` and measured:
 - **No horizontal scrolling**: ``scrollWidth <= clientWidth`` of the root.
 
 Every failure is collected and reported with the language, layout, size
-and what broke.
+and what broke. :data:`BROKEN` shows that each check fails on a banner
+broken on purpose, and the last test runs the script behind the docs' phone
+screenshot (``python -m tests.browser.phone_screenshot``) into a temporary
+folder.
 """
 
 from __future__ import annotations
 
 import collections.abc as cabc
+import struct
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
 from consent.i18n import available_languages
+from tests.browser import phone_screenshot
 
 LAYOUTS = ["bar", "box", "center", "inline"]
 
@@ -169,3 +175,22 @@ def test_the_checks_catch_a_broken_banner(
         assert any(expected in problem for problem in problems), problems
     finally:
         context.close()
+
+
+def test_docs_phone_screenshot(
+    site: cabc.Callable[..., str], browser: Browser, tmp_path: Path
+) -> None:
+    """The script behind the docs' phone screenshot works; here it writes to
+    a temporary folder, never to the docs."""
+    url = site(CONSENT_THEME="light") + "/"
+    ranking = phone_screenshot.rank(browser, url)
+    assert sorted(length.language for length in ranking) == sorted(
+        available_languages()
+    )
+    assert ranking[0].height >= ranking[-1].height > 0
+    path = tmp_path / phone_screenshot.NAME
+    phone_screenshot.shoot(browser, url, ranking[0].language, path)
+    png = path.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    # Twice the viewport's pixels, from the IHDR chunk.
+    assert struct.unpack(">II", png[16:24]) == (720, 1280)
