@@ -14,6 +14,7 @@ never changes the docs.
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import logging
 import sys
 import tempfile
@@ -58,14 +59,16 @@ class Length(t.NamedTuple):
     language: str
 
 
-def rank(browser: Browser, url: str) -> list[Length]:
-    """Every shipped language's first layer, the longest first: the tallest
-    banner, then the widest labels."""
+def rank(
+    browser: Browser, url: str, languages: cabc.Iterable[str] | None = None
+) -> list[Length]:
+    """The first layer of each of ``languages`` (every shipped one by
+    default), the longest first: the tallest banner, then the widest labels."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
         lengths = []
-        for language in available_languages():
+        for language in languages or available_languages():
             page.set_extra_http_headers({"Accept-Language": language})
             page.goto(url, wait_until="domcontentloaded")
             found = page.evaluate(LENGTH)
