@@ -83,7 +83,10 @@ class _FlaskRequest:
         return self._request.cookies.keys()
 
     def header(self, name: str) -> str | None:
-        return self._request.headers.get(name)
+        # The WSGI environ directly: a missing header costs no exception.
+        key = "HTTP_" + name.upper().replace("-", "_")
+        value: str | None = self._request.environ.get(key)
+        return value
 
 
 def visitor() -> Visitor:

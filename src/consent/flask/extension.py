@@ -19,7 +19,6 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template
 from flask import request
-from flask import stream_with_context
 
 from ..choice import record_gpc
 from ..exceptions import ConfigurationError
@@ -219,8 +218,8 @@ _SKIP_STATUS = frozenset({204, 304})
 
 def _finish_response(response: Response) -> Response:
     """Write cookies, show the banner and mark responses for caches."""
-    site = site_of()
     current = current_visitor()
+    site = current.site if current is not None else site_of()
     if (
         site.settings.auto_inject
         and response.mimetype == "text/html"
@@ -231,17 +230,21 @@ def _finish_response(response: Response) -> Response:
     ):
         current = current or visitor()
         _inject(response)
-    if "Set-Cookie" in response.headers:
+    # One pass over the headers instead of a lookup per header (a missing
+    # header costs werkzeug an exception).
+    present = {key.lower() for key, _ in response.headers.items()}
+    if "set-cookie" in present:
         current = current or visitor()
         _filter_set_cookies(current, response)
     if current is None:
         return response
-    record_gpc(
-        current,
-        path=request.path,
-        user_agent=request.headers.get("User-Agent"),
-        remote_addr=request.remote_addr,
-    )
+    if current.gpc_recorded is not None:
+        record_gpc(
+            current,
+            path=request.path,
+            user_agent=request.environ.get("HTTP_USER_AGENT"),
+            remote_addr=request.remote_addr,
+        )
     for spec in current.cookie_plan():
         if spec.is_deletion:
             response.delete_cookie(
@@ -264,15 +267,19 @@ def _finish_response(response: Response) -> Response:
                 samesite=spec.samesite,
             )
     if current.consulted:
-        _mark_private(response, site.vary)
+        _mark_private(response, site.vary, present)
     return response
 
 
 def _inject(response: Response) -> None:
     """Put the banner (or ``consent.js`` alone) into an HTML page that did
     not render it; streamed pages get it on the way out."""
+    # Decided now, in the request's context: the stream runs after it ends.
+    found = page().injection()
+    if found is None:
+        return
     if response.is_streamed:
-        injector = StreamInjector(page().injection)
+        injector = StreamInjector(lambda: found)
         chunks = response.response
 
         def stream() -> cabc.Iterator[bytes]:
@@ -284,25 +291,31 @@ def _inject(response: Response) -> None:
                     yield out
             yield injector.close()
 
-        # The decision is taken when <body> streams by, in the request's
-        # context (a streamed template may render the banner itself).
-        response.response = stream_with_context(stream())
+        response.response = stream()
         response.headers.pop("Content-Length", None)
-        return
-    found = page().injection()
-    if found is None:
         return
     body = inject(response.get_data(), *found)
     if body is not None:
         response.set_data(body)
 
 
-def _mark_private(response: Response, vary: tuple[str, ...]) -> None:
+def _mark_private(
+    response: Response, vary: tuple[str, ...], present: cabc.Set[str]
+) -> None:
     """Mark a response that depends on the visitor's consent: ``Vary`` and
-    ``Cache-Control: private``."""
+    ``Cache-Control: private``.
+
+    :param present: The lower-cased names of the headers already set.
+    """
     headers = response.headers
-    headers["Vary"] = merge_vary(headers.get("Vary"), vary)
-    headers["Cache-Control"] = private_cache_control(headers.get("Cache-Control"))
+    if "vary" in present:
+        headers["Vary"] = merge_vary(headers.get("Vary"), vary)
+    else:
+        headers.add("Vary", ", ".join(vary))
+    if "cache-control" in present:
+        headers["Cache-Control"] = private_cache_control(headers.get("Cache-Control"))
+    else:
+        headers.add("Cache-Control", "private")
 
 
 def _filter_set_cookies(current: Visitor, response: Response) -> None:
