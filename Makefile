@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo demo-asgi test bench lint chromium postgres clean
+.PHONY: demo demo-asgi test bench lint chromium postgres redis clean
 NODE_STAMP := node_modules/.installed
 
 $(BIN)/python:
@@ -41,7 +41,14 @@ postgres:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
-test: $(STAMP) $(NODE_STAMP) chromium postgres
+# The shared rate-limit storage tests use the local Redis (127.0.0.1:6379).
+redis:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { \
+	  command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }; \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /tmp; \
+	  for i in $$(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done; }
+
+test: $(STAMP) $(NODE_STAMP) chromium postgres redis
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -160,6 +160,7 @@ def check_request(visitor: Visitor, request: ChoiceRequest) -> None:
     :raises ChoiceTooLargeError: for a declared body over the limit.
     :raises ForbiddenChoiceError: for another origin, or a JSON post whose
         ``X-Consent-CSRF`` header does not carry this visitor's token.
+    :raises RateLimitedError: for a client over ``CONSENT_RATE_LIMIT``.
     """
     if request.content_length is not None and request.content_length > request.max_body:
         raise ChoiceTooLargeError(
@@ -172,6 +173,7 @@ def check_request(visitor: Visitor, request: ChoiceRequest) -> None:
         origin=request.origin,
         referrer=request.referrer,
     )
+    visitor.site.limiter.check(request.remote_addr)
     if request.is_json:
         # A script must prove itself in a header, before its body is parsed:
         # only a same-origin page can read the token and set the header.
@@ -442,6 +444,10 @@ def record_gpc(
     """Keep the receipt of the opt-out a ``Sec-GPC`` signal recorded in this
     request, if any. A refusal takes effect even when it cannot be proven."""
     if visitor.gpc_recorded is None:
+        return
+    if not visitor.site.limiter.allows_gpc_receipt(remote_addr):
+        # Honoured all the same: the cookie records the opt-out; a client
+        # that keeps no cookie just does not get a receipt per page.
         return
     try:
         keep_receipt(

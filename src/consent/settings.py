@@ -28,6 +28,7 @@ from .i18n import available_languages
 from .model import DEFAULT_RETENTION
 from .model import LONGEST_MAX_AGE
 from .model import Policy
+from .ratelimit import DEFAULT_LIMIT
 from .security import CSRF_MAX_AGE
 
 #: Where the banner sits: a bar at the bottom, a box in a corner, a dialog in
@@ -99,6 +100,10 @@ DEFAULTS: dict[str, t.Any] = {
     "CONSENT_GCM_WAIT_MS": 500,
     # Seconds a form's CSRF token stays valid.
     "CONSENT_CSRF_MAX_AGE": CSRF_MAX_AGE,
+    # Consent posts per client ("limits" notation); None: no limit.
+    "CONSENT_RATE_LIMIT": DEFAULT_LIMIT,
+    # Where the counts are kept: memory://, redis://host:6379, memcached://...
+    "CONSENT_RATE_LIMIT_STORAGE": "memory://",
     # "sqlite" (a file in the app's folder), any SQLAlchemy URL or Engine, or
     # None to keep no receipts.
     "CONSENT_RECEIPTS_URL": "sqlite",
@@ -266,6 +271,9 @@ class Settings:
     gcm_mapping: dict[str, list[str]]
     gcm_wait_ms: int
     csrf_max_age: int
+    #: ``None``: posts are not counted.
+    rate_limit: str | None
+    rate_limit_storage: str
     #: ``None`` keeps no receipts.
     receipts_url: t.Any
     receipts_ip: IPMode
@@ -431,6 +439,8 @@ class Settings:
             gcm_mapping=gcm_mapping,
             gcm_wait_ms=int(read.number("CONSENT_GCM_WAIT_MS", minimum=0)),
             csrf_max_age=int(read.number("CONSENT_CSRF_MAX_AGE", minimum=60)),
+            rate_limit=read.text("CONSENT_RATE_LIMIT", optional=True),
+            rate_limit_storage=t.cast(str, read.text("CONSENT_RATE_LIMIT_STORAGE")),
             receipts_url=read.get("CONSENT_RECEIPTS_URL"),
             receipts_ip=ip_mode,
             receipts_pepper=pepper.encode() if isinstance(pepper, str) else pepper,

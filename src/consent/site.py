@@ -8,12 +8,14 @@ the cookie gate and the receipt keeper are prepared here, not per request.
 from __future__ import annotations
 
 import functools
+import hashlib
 import typing as t
 
 from .codec import CookieCodec
 from .enforce import CookieGate
 from .i18n import Translator
 from .model import Cookie
+from .ratelimit import RateLimiter
 from .security import CSRFProtection
 
 if t.TYPE_CHECKING:
@@ -46,6 +48,14 @@ class Site:
             settings.policy,
             undeclared=settings.undeclared,
             always_allowed=(settings.cookie_name, settings.csrf_cookie_name),
+        )
+        newest = settings.secret_keys[-1]
+        newest = newest.encode() if isinstance(newest, str) else newest
+        #: Counts consent posts per client.
+        self.limiter = RateLimiter(
+            settings.rate_limit,
+            settings.rate_limit_storage,
+            hashlib.sha256(b"consent.ratelimit" + newest).digest(),
         )
         #: What a response that depends on consent varies on.
         self.vary: tuple[str, ...] = (

@@ -418,7 +418,11 @@ class ConsentMiddleware:
             remote_addr=_client(scope),
         )
         try:
-            check_request(visitor, choice_request)
+            if self.site.limiter.is_local:
+                check_request(visitor, choice_request)
+            else:
+                # A shared counter (Redis, Memcached) is a network call.
+                await run_in_threadpool(check_request, visitor, choice_request)
             body = await _read_body(receive, choice_request.max_body)
             posted = parse_body(choice_request, body)
             outcome = await run_in_threadpool(
