@@ -84,7 +84,7 @@ def test_a_shared_storage_counts_across_processes(adapter) -> None:
     clients = [first.client(), second.client()]
     tokens = [token_of(c.get("/").text) for c in clients]
     statuses = []
-    for round_ in range(5):
+    for _ in range(5):
         for client, token in zip(clients, tokens, strict=True):
             response = client.post(
                 "/consent", data={"action": "reject_all", "csrf_token": token}
