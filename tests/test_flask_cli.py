@@ -21,12 +21,12 @@ from flask import Flask
 
 from consent import Policy
 from consent.flask import Consent
-from consent.flask.cli import CSV_COLUMNS
-from consent.flask.cli import parse_utc
+from consent.receipts import CSV_COLUMNS
 from consent.receipts import DurableRecorder
 from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
+from consent.receipts import parse_utc
 from consent.testing import choose
 from tests.factories import receipt
 

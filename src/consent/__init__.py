@@ -13,7 +13,7 @@ from .enforce import CookieGate as CookieGate
 from .enforce import Verdict as Verdict
 from .exceptions import ConfigurationError as ConfigurationError
 from .exceptions import ConsentError as ConsentError
-from .exceptions import ReceiptNotKept as ReceiptNotKept
+from .exceptions import ReceiptNotKeptError as ReceiptNotKeptError
 from .exceptions import UnknownCategoryError as UnknownCategoryError
 from .gpc import EU as EU
 from .gpc import NOTICE as NOTICE
@@ -37,7 +37,9 @@ from .state import needs_banner as needs_banner
 if _t.TYPE_CHECKING:
     from .receipts import DurableRecorder as DurableRecorder
     from .receipts import Receipt as Receipt
+    from .receipts import ReceiptKeeper as ReceiptKeeper
     from .receipts import ReceiptStore as ReceiptStore
+    from .receipts import ShownTexts as ShownTexts
     from .receipts import SQLiteReceiptStore as SQLiteReceiptStore
     from .receipts import SQLReceiptStore as SQLReceiptStore
     from .receipts import anonymize_ip as anonymize_ip
@@ -47,7 +49,9 @@ _RECEIPTS = frozenset(
     {
         "DurableRecorder",
         "Receipt",
+        "ReceiptKeeper",
         "ReceiptStore",
+        "ShownTexts",
         "SQLiteReceiptStore",
         "SQLReceiptStore",
         "anonymize_ip",

@@ -19,10 +19,13 @@ class UnknownCategoryError(ConsentError, LookupError):
     """A category or service key is not part of the policy."""
 
 
-class ReceiptNotKept(ConsentError):
+class ReceiptNotKeptError(ConsentError):
     """Neither the receipt store nor the local spool could keep a receipt.
 
     A grant that cannot be demonstrated must not take effect (GDPR
     Art. 7(1)): treat the visitor as having given no consent and ask again
     later. A refusal or a withdrawal is still honoured.
+
+    .. versionchanged:: 0.1
+        Renamed from ``ReceiptNotKept``, as every error is named ``*Error``.
     """

@@ -31,7 +31,7 @@ from ..codec import CookieCodec
 from ..enforce import UNDECLARED_ACTIONS
 from ..enforce import CookieGate
 from ..exceptions import ConfigurationError
-from ..exceptions import ReceiptNotKept
+from ..exceptions import ReceiptNotKeptError
 from ..gcm import ALWAYS_GRANTED
 from ..gcm import CONSENT_TYPES
 from ..gcm import consent_types
@@ -48,12 +48,12 @@ from ..i18n import negotiate
 from ..model import LONGEST_MAX_AGE
 from ..model import Cookie
 from ..model import Policy
+from ..receipts.keeper import RECEIPT_DEFAULTS
+from ..receipts.keeper import ReceiptKeeper
 from ..state import ConsentState
 from ..state import allows as core_allows
 from ..state import gpc_state
 from ..state import needs_banner as core_needs_banner
-from .recording import RECEIPT_DEFAULTS
-from .recording import ReceiptKeeper
 from .security import CSRFProtection
 
 if t.TYPE_CHECKING:
@@ -417,7 +417,7 @@ def _settings_from(app: Flask, policy: Policy) -> _AppSettings:
         default_language=default_language,
         language_selector=selector,
         texts=config["CONSENT_TEXTS"],
-        receipts=ReceiptKeeper(app, policy)
+        receipts=ReceiptKeeper.from_config(policy, config, folder=app.instance_path)
         if config["CONSENT_RECEIPTS_URL"] is not None
         else None,
         vary=("Cookie", "Sec-GPC") if policy.sale_or_sharing_keys else ("Cookie",),
@@ -944,9 +944,13 @@ def _finish_response(response: Response) -> Response:
     if rc.gpc_recorded is not None and settings.receipts is not None:
         try:
             settings.receipts.keep(
-                rc.gpc_recorded, language=rc.language, path=request.path
+                rc.gpc_recorded,
+                language=rc.language,
+                path=request.path,
+                user_agent=request.headers.get("User-Agent"),
+                remote_addr=request.remote_addr,
             )
-        except ReceiptNotKept:
+        except ReceiptNotKeptError:
             # A refusal takes effect even when it cannot be proven.
             logger.error("The receipt of a GPC opt-out could not be kept.")
     rc.write(response)

@@ -16,8 +16,9 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import ServiceUnavailable
 
-from ..exceptions import ReceiptNotKept
+from ..exceptions import ReceiptNotKeptError
 from ..exceptions import UnknownCategoryError
+from ..receipts.keeper import grants_anything
 from ..state import ACTIONS
 from ..state import ConsentState
 from ..state import decide
@@ -27,7 +28,6 @@ from .extension import _page_context
 from .extension import _request_consent
 from .extension import _static_folder
 from .extension import asset_version
-from .recording import grants_anything
 from .security import ConsentBadRequest
 from .security import check_same_origin
 from .security import safe_next
@@ -218,8 +218,14 @@ def _keep_receipt(
         return
     path = safe_next(next_path, "") or request.path
     try:
-        keeper.keep(state, language=rc.language, path=path)
-    except ReceiptNotKept as err:
+        keeper.keep(
+            state,
+            language=rc.language,
+            path=path,
+            user_agent=request.headers.get("User-Agent"),
+            remote_addr=request.remote_addr,
+        )
+    except ReceiptNotKeptError as err:
         if grants_anything(state, previous):
             raise ConsentNotRecorded(
                 "Your choice could not be recorded right now, so nothing optional"
