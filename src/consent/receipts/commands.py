@@ -638,7 +638,7 @@ def _standalone_keeper(source: dict[str, t.Any]) -> ReceiptKeeper:
         return ReceiptKeeper(
             None,
             url=source["url"],
-            folder=source["folder"],
+            folder=os.path.abspath(source["folder"]),
             spool_dir=source["spool_dir"],
             retention=source["retention_days"],
             schema=source["schema"],
