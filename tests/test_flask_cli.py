@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import stat
 import subprocess
@@ -694,3 +695,25 @@ def test_export_and_stats_on_postgresql(
         assert invoke(runner, "check").output.count("SQLReceiptStore") == 1
     finally:
         keeper_of(app).close()
+
+
+# What was shown
+
+
+def test_show_and_receipt_print_what_the_visitor_saw(app: Flask, runner: t.Any) -> None:
+    client = app.test_client()
+    choose(client, "accept_all")
+    (receipt,) = list(store_of(app).iter_receipts())
+    shown = invoke(runner, "show", "--", receipt.consent_id)
+    assert re.search(r"texts       \d+ texts and 3 categories, library", shown.output)
+    dumped = invoke(runner, "receipt", receipt.receipt_id, "--texts")
+    assert dumped.exit_code == 0, dumped.output
+    assert f"What was shown ({receipt.texts_hash}):" in dumped.output
+    assert '"button.accept_all": "Accept all"' in dumped.output
+
+
+def test_receipt_help_says_the_cookie_carries_the_consent_id(runner: t.Any) -> None:
+    text = " ".join(invoke(runner, "receipt", "--help").output.split())
+    assert "The consent cookie carries the visitor's consent id, not a receipt id" in (
+        text
+    )
