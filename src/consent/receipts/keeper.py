@@ -22,8 +22,6 @@ import os
 import threading
 import typing as t
 from datetime import timedelta
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version
 
 from ..exceptions import ConfigurationError
 from ..exceptions import ReceiptNotKeptError
@@ -80,6 +78,11 @@ _DuplicateKey = tuple[str, tuple[tuple[str, bool], ...], str, str]
 
 
 def _library_version() -> str:
+    # Loaded here, with the first texts hashed: importlib.metadata is slow
+    # to import, and an app pays for it only when it keeps receipts.
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+
     try:
         return version("cookie-consent")
     except PackageNotFoundError:  # pragma: no cover - running from a checkout

@@ -55,8 +55,6 @@ OS_FAMILIES: tuple[tuple[str, str], ...] = (
     ("Linux", r"\b(?:Linux|X11)\b"),
 )
 
-_BROWSERS = tuple((name, re.compile(pattern)) for name, pattern in BROWSER_FAMILIES)
-_SYSTEMS = tuple((name, re.compile(pattern)) for name, pattern in OS_FAMILIES)
 # Browsers put what identifies them in the first few hundred characters; a
 # longer header is cut first, so that a hostile one costs no more to read.
 _MAX_READ = 512
@@ -99,18 +97,28 @@ def reduce_user_agent(user_agent: str | None) -> str:
     return _reduce(user_agent[:_MAX_READ])
 
 
+@functools.cache
+def _patterns() -> tuple[tuple[tuple[str, re.Pattern[str]], ...], ...]:
+    # Compiled on the first receipt, not at import.
+    return tuple(
+        tuple((name, re.compile(pattern)) for name, pattern in families)
+        for families in (BROWSER_FAMILIES, OS_FAMILIES)
+    )
+
+
 @functools.lru_cache(maxsize=1024)
 def _reduce(text: str) -> str:
     # Most visitors come with one of a few hundred agents: each is read once.
+    browsers, systems = _patterns()
     browser = "Other"
-    for name, pattern in _BROWSERS:
+    for name, pattern in browsers:
         match = pattern.search(text)
         if match is not None:
             major = next(group for group in match.groups() if group is not None)
             browser = f"{name} {int(major[:4])}"
             break
     system = next(
-        (name for name, pattern in _SYSTEMS if pattern.search(text) is not None),
+        (name for name, pattern in systems if pattern.search(text) is not None),
         "Other",
     )
     if browser == system == "Other":
