@@ -22,8 +22,8 @@ from .store import VERSION_TABLE
 from .store import Stats
 from .store import check_version
 from .store import choices_json
-from .store import format_time
-from .store import parse_time
+from .store import format_db_time
+from .store import parse_db_time
 from .store import receipt_from_row
 from .store import require_batch_size
 from .store import require_page
@@ -212,7 +212,7 @@ class SQLiteReceiptStore:
         return (
             receipt.receipt_id,
             receipt.consent_id,
-            format_time(receipt.created_at),
+            format_db_time(receipt.created_at),
             receipt.revision,
             receipt.texts_hash,
             choices_json(receipt.choices),
@@ -246,7 +246,7 @@ class SQLiteReceiptStore:
     def add_texts(self, texts: cabc.Iterable[ShownTexts]) -> None:
         """Keep versions of what was shown, once per hash."""
         rows = [
-            (shown.texts_hash, shown.canonical, format_time(shown.first_seen))
+            (shown.texts_hash, shown.canonical, format_db_time(shown.first_seen))
             for shown in texts
         ]
         if not rows:
@@ -272,7 +272,7 @@ class SQLiteReceiptStore:
         if row is None:
             return None
         return ShownTexts(
-            texts_hash=row[0], canonical=row[1], first_seen=parse_time(row[2])
+            texts_hash=row[0], canonical=row[1], first_seen=parse_db_time(row[2])
         )
 
     def _select(
@@ -294,7 +294,7 @@ class SQLiteReceiptStore:
             f" ORDER BY {order} LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        return [receipt_from_row(row, parse_time(row[2])) for row in rows]
+        return [receipt_from_row(row, parse_db_time(row[2])) for row in rows]
 
     def get(self, receipt_id: str) -> Receipt | None:
         """Return the receipt with this id, or ``None``."""
@@ -319,10 +319,10 @@ class SQLiteReceiptStore:
         params: list[t.Any] = []
         if since is not None:
             where.append("created_at >= ?")
-            params.append(format_time(require_aware("since", since)))
+            params.append(format_db_time(require_aware("since", since)))
         if until is not None:
             where.append("created_at < ?")
-            params.append(format_time(require_aware("until", until)))
+            params.append(format_db_time(require_aware("until", until)))
         return where, params
 
     def iter_receipts(
@@ -350,7 +350,7 @@ class SQLiteReceiptStore:
             if len(page) < batch_size:
                 return
             last = page[-1]
-            after = (format_time(last.created_at), last.receipt_id)
+            after = (format_db_time(last.created_at), last.receipt_id)
 
     def count(
         self, since: datetime | None = None, until: datetime | None = None
@@ -380,7 +380,7 @@ class SQLiteReceiptStore:
 
         Rows go in batches, so new receipts never wait long for the lock.
         """
-        cutoff = format_time(require_aware("before", before))
+        cutoff = format_db_time(require_aware("before", before))
         deleted = 0
         while True:
             with self._transaction() as conn:

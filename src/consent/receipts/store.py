@@ -208,7 +208,7 @@ def require_page(limit: int, offset: int) -> None:
         )
 
 
-def format_time(value: datetime) -> str:
+def format_db_time(value: datetime) -> str:
     """A time as the stores keep it in SQLite: naive UTC with a space, fixed
     width, so that it sorts as text; the format SQLAlchemy uses on SQLite, so
     both stores read the same file."""
@@ -216,8 +216,8 @@ def format_time(value: datetime) -> str:
     return naive.isoformat(sep=" ", timespec="microseconds")
 
 
-def parse_time(value: str) -> datetime:
-    """Read a time written by :func:`format_time`."""
+def parse_db_time(value: str) -> datetime:
+    """Read a time written by :func:`format_db_time`."""
     return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
