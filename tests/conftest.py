@@ -19,6 +19,9 @@ from consent import Cookie
 from consent import Policy
 from consent import Service
 from consent.flask import Consent
+from consent.receipts import SQLiteReceiptStore
+from consent.receipts import SQLReceiptStore
+from tests.pgproxy import TCPProxy
 
 #: The signing key of the test apps (long enough for any key-length check).
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
@@ -167,7 +170,11 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def wait_for_postgres(limit: float = 30.0) -> None:
-    """Other suites restart the server to test outages: wait for it."""
+    """Wait for the server, in case `make postgres` has only just started it.
+
+    No test stops the shared server: outages are made with a proxy of the
+    test's own (``tests/pgproxy.py``).
+    """
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         ready = subprocess.run(
@@ -209,3 +216,59 @@ def pg_role() -> t.Iterator[str]:
             conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
             conn.execute(sa.text(f"DROP ROLE {name}"))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_schema() -> t.Iterator[str]:
+    """A schema of its own on the shared server, dropped afterwards."""
+    wait_for_postgres()
+    name = f"consent_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {name}"))
+    engine.dispose()
+    try:
+        yield name
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE pid <> pg_backend_pid() AND datname = 'test'"
+                    " AND query LIKE :schema"
+                ),
+                {"schema": f"%{name}.%"},
+            )
+            conn.execute(sa.text(f"DROP SCHEMA {name} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_proxy() -> t.Iterator[TCPProxy]:
+    """A TCP proxy to the shared server that the test can cut and restore."""
+    wait_for_postgres()
+    with TCPProxy(("127.0.0.1", 5432)) as proxy:
+        yield proxy
+
+
+@pytest.fixture(
+    params=[
+        "sqlite3",
+        "sqlalchemy",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[t.Any]:
+    """Each store on the same tests: the standard library's SQLite, SQLite
+    through SQLAlchemy, and PostgreSQL (a role of its own, whose search path
+    is its own schema)."""
+    made: t.Any
+    if request.param == "sqlite3":
+        made = SQLiteReceiptStore(tmp_path / "receipts.db")
+    elif request.param == "sqlalchemy":
+        made = SQLReceiptStore(f"sqlite:///{tmp_path / 'receipts.db'}")
+    else:
+        role = request.getfixturevalue("pg_role")
+        made = SQLReceiptStore(f"postgresql+psycopg://{role}@127.0.0.1:5432/test")
+    yield made
+    made.close()

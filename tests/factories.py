@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 import uuid
 from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
 from consent import Category
 from consent import Cookie
 from consent import Policy
 from consent import Service
 from consent.receipts import Receipt
+
+#: The time the numbered receipts of :func:`receipt_n` count from.
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def cookie(name: str) -> Cookie:
@@ -78,3 +84,26 @@ def receipt(
         user_agent=user_agent,
         ip=ip,
     )
+
+
+def receipt_n(
+    n: int = 0,
+    *,
+    consent_id: str = "visitor-1",
+    at: datetime | None = None,
+    choices: dict[str, bool] | None = None,
+    method: str = "banner",
+    ip: str | None = "203.0.113.0/24",
+    texts_hash: str = "ab" * 32,
+) -> Receipt:
+    """Receipt number ``n`` of one visitor: made ``n`` minutes after
+    :data:`T0`, granting analytics on even numbers and maps always."""
+    made = receipt(
+        T0 + timedelta(minutes=n) if at is None else at,
+        consent_id=consent_id,
+        choices=choices or {"analytics": n % 2 == 0, "maps": True},
+        method=method,
+        path="/visit",
+        ip=ip,
+    )
+    return dataclasses.replace(made, texts_hash=texts_hash)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import typing as t
 from datetime import datetime
 from datetime import time
@@ -17,12 +16,10 @@ from flask import Flask
 from consent import Policy
 from consent.flask import Consent
 from consent.flask.admin import PER_PAGE
-from consent.flask.admin import newest_first
-from consent.flask.cli import CSV_COLUMNS
 from consent.flask.testing import choose
+from consent.receipts import CSV_COLUMNS
 from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
-from consent.receipts import SQLiteReceiptStore
 from tests.factories import receipt
 
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
@@ -362,48 +359,6 @@ def test_no_receipts_yet(client: t.Any) -> None:
     html = client.get(ADMIN).get_data(as_text=True)
     assert "No receipts yet." in html
     assert "No receipts in this period" in html
-
-
-@pytest.mark.parametrize(
-    "spread",
-    [
-        "seconds",  # all within minutes of now
-        "years",  # years apart, some in the far past
-        "bursts",  # many at the very same microsecond
-    ],
-)
-def test_newest_first_reads_every_page_right(tmp_path: Path, spread: str) -> None:
-    rng = random.Random(spread)
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    if spread == "seconds":
-        times = [now - timedelta(seconds=rng.uniform(0, 600)) for _ in range(230)]
-    elif spread == "years":
-        times = [now - timedelta(days=rng.uniform(0, 30 * 365)) for _ in range(230)]
-    else:
-        bursts = [now - timedelta(hours=rng.uniform(0, 48)) for _ in range(7)]
-        times = [rng.choice(bursts) for _ in range(230)]
-    store = SQLiteReceiptStore(tmp_path / "r.db")
-    store.add_many(make_receipt(at) for at in times)
-    expected = list(store.iter_receipts())[::-1]
-    total = store.count()
-    per_page = 20
-    pages = [
-        newest_first(store, page, per_page, total, now)
-        for page in range(1, total // per_page + 2)
-    ]
-    if spread != "bursts":
-        assert [r for page in pages for r in page] == expected
-    else:
-        # Receipts of one microsecond come in id order, newest first reversed.
-        assert sorted(r.receipt_id for p in pages for r in p) == sorted(
-            r.receipt_id for r in expected
-        )
-        assert [r.created_at for p in pages for r in p] == [
-            r.created_at for r in expected
-        ]
-    assert [len(p) for p in pages] == [20] * 11 + [10]
-    assert newest_first(store, 13, per_page, total, now) == []
-    store.close()
 
 
 # Exports

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import stat
 import subprocess
@@ -21,13 +22,13 @@ from flask import Flask
 
 from consent import Policy
 from consent.flask import Consent
-from consent.flask.cli import CSV_COLUMNS
-from consent.flask.cli import parse_utc
 from consent.flask.testing import choose
+from consent.receipts import CSV_COLUMNS
 from consent.receipts import DurableRecorder
 from consent.receipts import Receipt
 from consent.receipts import ReceiptStore
 from consent.receipts import SQLiteReceiptStore
+from consent.receipts import parse_utc
 from tests.factories import receipt
 
 SECRET_KEY = "test secret key, long enough to sign consent cookies"
@@ -694,3 +695,25 @@ def test_export_and_stats_on_postgresql(
         assert invoke(runner, "check").output.count("SQLReceiptStore") == 1
     finally:
         keeper_of(app).close()
+
+
+# What was shown
+
+
+def test_show_and_receipt_print_what_the_visitor_saw(app: Flask, runner: t.Any) -> None:
+    client = app.test_client()
+    choose(client, "accept_all")
+    (receipt,) = list(store_of(app).iter_receipts())
+    shown = invoke(runner, "show", "--", receipt.consent_id)
+    assert re.search(r"texts       \d+ texts and 3 categories, library", shown.output)
+    dumped = invoke(runner, "receipt", receipt.receipt_id, "--texts")
+    assert dumped.exit_code == 0, dumped.output
+    assert f"What was shown ({receipt.texts_hash}):" in dumped.output
+    assert '"button.accept_all": "Accept all"' in dumped.output
+
+
+def test_receipt_help_says_the_cookie_carries_the_consent_id(runner: t.Any) -> None:
+    text = " ".join(invoke(runner, "receipt", "--help").output.split())
+    assert "The consent cookie carries the visitor's consent id, not a receipt id" in (
+        text
+    )

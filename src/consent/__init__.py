@@ -47,7 +47,9 @@ from .state import needs_banner as needs_banner
 if _t.TYPE_CHECKING:
     from .receipts import DurableRecorder as DurableRecorder
     from .receipts import Receipt as Receipt
+    from .receipts import ReceiptKeeper as ReceiptKeeper
     from .receipts import ReceiptStore as ReceiptStore
+    from .receipts import ShownTexts as ShownTexts
     from .receipts import SQLiteReceiptStore as SQLiteReceiptStore
     from .receipts import SQLReceiptStore as SQLReceiptStore
     from .receipts import anonymize_ip as anonymize_ip
@@ -60,7 +62,9 @@ _RECEIPTS = frozenset(
     {
         "DurableRecorder",
         "Receipt",
+        "ReceiptKeeper",
         "ReceiptStore",
+        "ShownTexts",
         "SQLiteReceiptStore",
         "SQLReceiptStore",
         "anonymize_ip",

@@ -25,6 +25,9 @@ class ReceiptNotKeptError(ConsentError):
     A grant that cannot be demonstrated must not take effect (GDPR
     Art. 7(1)): treat the visitor as having given no consent and ask again
     later. A refusal or a withdrawal is still honoured.
+
+    .. versionchanged:: 0.1
+        Renamed from ``ReceiptNotKept``, as every error is named ``*Error``.
     """
 
 

@@ -1,8 +1,13 @@
-"""The receipts dashboard in a real browser, and its picture in the docs."""
+"""The receipts dashboard in a real browser, and its picture in the docs.
+
+The picture goes to a temporary folder, so that a test run changes no
+tracked file; with UPDATE_SCREENSHOTS=1 it replaces the one in the docs.
+"""
 
 from __future__ import annotations
 
 import base64
+import os
 import random
 import uuid
 from datetime import datetime
@@ -75,6 +80,8 @@ def _receipts(now: datetime) -> list[Receipt]:
 def test_dashboard_in_chromium(
     policy: Policy, context: BrowserContext, tmp_path: Path
 ) -> None:
+    is_update = os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    screenshot = SCREENSHOT if is_update else tmp_path / "dashboard.png"
     app = Flask("test", instance_path=str(tmp_path))
     app.config.update(
         SECRET_KEY="browser-test-secret-key-0123456789abcdef",
@@ -101,9 +108,9 @@ def test_dashboard_in_chromium(
         header = page.locator(".consent-admin-header")
         colour = header.evaluate("e => getComputedStyle(e).backgroundColor")
         assert colour not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)")
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
-        assert SCREENSHOT.stat().st_size > 20_000
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 20_000
     finally:
         site.stop()
         keeper.close()
