@@ -96,7 +96,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from consent import Policy
 from consent.flask import Consent
-from consent.flask.extension import _asset_url
+from consent.flask._context import urls
 from examples.hangzhou_demo.policy import build_policy
 
 from .common import Goal
@@ -325,7 +325,7 @@ def script_url(app: Flask, prefix: str) -> str:
     """The URL of ``consent.js`` in the pages of ``app`` mounted at
     ``prefix``, as the extension builds it."""
     with app.test_request_context(base_url=f"http://localhost{prefix}/"):
-        return _asset_url("consent.js")
+        return urls().asset("consent.js")
 
 
 def script_alone(url: str) -> str:
