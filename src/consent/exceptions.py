@@ -42,6 +42,8 @@ class ChoiceError(ConsentError):
 
     #: The HTTP status of the answer.
     status = 400
+    #: The catalogue text that tells a visitor, in their language.
+    message_key = "error.bad"
 
     def __init__(self, description: str) -> None:
         super().__init__(description)
@@ -58,6 +60,7 @@ class ForbiddenChoiceError(ChoiceError):
     origin, or a missing or invalid CSRF token (403)."""
 
     status = 403
+    message_key = "error.forbidden"
 
 
 class ExpiredFormError(ForbiddenChoiceError):
@@ -67,11 +70,14 @@ class ExpiredFormError(ForbiddenChoiceError):
     choose again.
     """
 
+    message_key = "error.expired"
+
 
 class ChoiceTooLargeError(ChoiceError):
     """A request body larger than the consent endpoint accepts (413)."""
 
     status = 413
+    message_key = "error.too_large"
 
 
 class RateLimitedError(ChoiceError):
@@ -81,6 +87,7 @@ class RateLimitedError(ChoiceError):
     """
 
     status = 429
+    message_key = "error.rate_limited"
 
     def __init__(self, description: str, retry_after: int) -> None:
         super().__init__(description)
@@ -95,3 +102,4 @@ class ChoiceNotRecordedError(ChoiceError):
     """
 
     status = 503
+    message_key = "error.not_recorded"

@@ -265,6 +265,9 @@ class Page:
         unchecked token), else the way ``back``."""
         context = self.preferences_context(back)
         context.update(
+            message=self.visitor.translator(
+                error.message_key, seconds=getattr(error, "retry_after", "")
+            ),
             description=error.description,
             back=back,
             offer_form=isinstance(error, ForbiddenChoiceError),
