@@ -31,6 +31,9 @@ from ..choice import parse_body
 from ..choice import record_gpc
 from ..choice import state_json
 from ..declaration import declaration_json
+from ..encoding import Recoder
+from ..encoding import can_recode
+from ..encoding import content_coding
 from ..exceptions import ChoiceError
 from ..exceptions import ChoiceTooLargeError
 from ..exceptions import ConfigurationError
@@ -238,20 +241,28 @@ class ConsentMiddleware:
 
     # The app's responses.
 
-    def _injects(self, message: Message) -> bool:
+    def _injects(self, message: Message) -> tuple[bool, str | None]:
+        """Whether the banner goes into this response, and the body's
+        compression (when a compression middleware inside this one already
+        encoded it)."""
         if not self.settings.auto_inject:
-            return False
+            return False, None
         status = message["status"]
         if status in _SKIP_STATUS or status // 100 == 3:
-            return False
+            return False, None
         content_type = b""
+        coding: str | None = None
         for name, value in message.get("headers", ()):
             lowered = name.lower()
             if lowered == b"content-encoding":
-                return False
-            if lowered == b"content-type":
+                coding = content_coding(value.decode("latin-1"))
+            elif lowered == b"content-type":
                 content_type = value
-        return content_type.split(b";", 1)[0].strip().lower() == b"text/html"
+        if content_type.split(b";", 1)[0].strip().lower() != b"text/html":
+            return False, None
+        if coding is not None and not can_recode(coding):
+            return False, None
+        return True, coding
 
     async def _call_app(
         self, scope: Scope, receive: Receive, send: Send, page: Page
@@ -259,19 +270,24 @@ class ConsentMiddleware:
         sender = Sender(send)
         held: Message | None = None
         injector: StreamInjector | None = None
+        recoder: Recoder | None = None
 
         async def start(message: Message, added: int = 0) -> None:
-            headers = await self._finish_headers(
-                scope, page, list(message.get("headers", ())), added
-            )
+            headers = list(message.get("headers", ()))
+            if recoder is not None:
+                # The encoded length is known only at the end: send chunked.
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+            headers = await self._finish_headers(scope, page, headers, added)
             await sender.send({**message, "headers": headers})
 
         async def wrapped(message: Message) -> None:
-            nonlocal held, injector
+            nonlocal held, injector, recoder
             kind = message["type"]
             if kind == "http.response.start":
-                if self._injects(message):
+                injects, coding = self._injects(message)
+                if injects:
                     held, injector = message, StreamInjector(page.injection)
+                    recoder = Recoder(coding) if coding else None
                     return
                 await start(message)
                 return
@@ -279,11 +295,14 @@ class ConsentMiddleware:
                 await sender.send(message)
                 return
             more = message.get("more_body", False)
-            out = injector.feed(message.get("body", b""))
+            body = message.get("body", b"")
+            out = injector.feed(recoder.decode(body) if recoder else body)
             if not more:
                 out += injector.close()
+            if recoder is not None:
+                out = recoder.encode(out, final=not more)
             if held is not None and (injector.decided or not more):
-                await start(held, injector.added)
+                await start(held, 0 if recoder else injector.added)
                 held = None
             if held is None and (out or not more):
                 await sender.send(

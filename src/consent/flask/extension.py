@@ -21,6 +21,10 @@ from flask import render_template
 from flask import request
 
 from ..choice import record_gpc
+from ..encoding import Recoder
+from ..encoding import can_recode
+from ..encoding import content_coding
+from ..encoding import recode
 from ..exceptions import ConfigurationError
 from ..gpc import gpc_support_resource
 from ..headers import merge_vary
@@ -226,7 +230,7 @@ def _finish_response(response: Response) -> Response:
         and response.status_code not in _SKIP_STATUS
         and response.status_code // 100 != 3
         and not response.direct_passthrough
-        and "Content-Encoding" not in response.headers
+        and can_recode(response.headers.get("Content-Encoding", "identity"))
     ):
         current = current or visitor()
         _inject(response)
@@ -273,30 +277,39 @@ def _finish_response(response: Response) -> Response:
 
 def _inject(response: Response) -> None:
     """Put the banner (or ``consent.js`` alone) into an HTML page that did
-    not render it; streamed pages get it on the way out."""
+    not render it; streamed pages get it on the way out, and a body that a
+    compression hook (Flask-Compress) already encoded is decoded for it."""
     # Decided now, in the request's context: the stream runs after it ends.
     found = page().injection()
     if found is None:
         return
+    encoding = content_coding(response.headers.get("Content-Encoding"))
     if response.is_streamed:
         injector = StreamInjector(lambda: found)
+        recoder = Recoder(encoding) if encoding else None
         chunks = response.response
 
         def stream() -> cabc.Iterator[bytes]:
             for chunk in chunks:
-                out = injector.feed(
-                    chunk if isinstance(chunk, bytes) else chunk.encode()
-                )
+                data = chunk if isinstance(chunk, bytes) else chunk.encode()
+                out = injector.feed(recoder.decode(data) if recoder else data)
+                if recoder:
+                    out = recoder.encode(out)
                 if out:
                     yield out
-            yield injector.close()
+            tail = injector.close()
+            yield recoder.encode(tail, final=True) if recoder else tail
 
         response.response = stream()
         response.headers.pop("Content-Length", None)
         return
-    body = inject(response.get_data(), *found)
-    if body is not None:
-        response.set_data(body)
+    body = response.get_data()
+    if encoding:
+        changed = recode(body, encoding, lambda plain: inject(plain, *found))
+    else:
+        changed = inject(body, *found)
+    if changed is not None:
+        response.set_data(changed)
 
 
 def _mark_private(
