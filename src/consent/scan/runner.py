@@ -159,7 +159,7 @@ class _Session:
         self.deadline = deadline
         self.progress = progress
         self.done = 0
-        self.planned = 1
+        self.planned = 0
         self.version = ""
 
     def _on_page(self, visit: VisitName) -> cabc.Callable[[str], None]:
@@ -198,13 +198,16 @@ class _Session:
 
         with self._context() as context:
             first = Visit(context, "no_interaction", self.deadline)
-            first.on_page = self._on_page("no_interaction")
             start = first.load(url, required=True)
             final = start.final_url or url
             site = site_of(host_of(final))
             banner = first.read_banner()
             plan = [url, *(u for u in first.links(self.options.crawl) if u != url)]
+            # Known once the first page is read: the start page and its links
+            # in each visit, and the page each choice is made on.
             self.planned = len(plan) + 2 * (1 + len(plan))
+            first.on_page = self._on_page("no_interaction")
+            first.on_page(url)
             for page in plan[1:]:
                 first.load(page)
             visits: list[VisitRecord] = [first.record(banner, False, site)]
