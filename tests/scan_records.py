@@ -136,3 +136,16 @@ def result(
         visits=tuple(visits),
         findings=tuple(check(visits, declaration)),
     )
+
+
+def closed(schema: t.Any) -> t.Any:
+    """A JSON Schema with every object closed: a field that a report has but
+    the schema does not document fails validation.
+    """
+    if isinstance(schema, dict):
+        schema = {key: closed(value) for key, value in schema.items()}
+        if "properties" in schema:
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        schema = [closed(item) for item in schema]
+    return schema

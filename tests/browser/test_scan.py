@@ -32,6 +32,7 @@ from tests.browser.scan_sites import SilentServer
 from tests.browser.scan_sites import make_broken_shop
 from tests.browser.scan_sites import make_other_banner_site
 from tests.browser.scan_sites import make_tracker
+from tests.docs_samples import ci_scan_arguments
 
 #: Every host name to loopback, for the scanner's Chromium too.
 LOOPBACK = "--host-resolver-rules=MAP * 127.0.0.1"
@@ -54,9 +55,17 @@ class Scan:
 def run_scan(
     url: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> Scan:
-    """Run ``python -m consent scan url`` with the JSON and HTML reports."""
+    """Run ``python -m consent scan url *args``, with the JSON and HTML
+    reports in ``tmp_path`` unless ``args`` name them.
+    """
     json_path = tmp_path / "report.json"
     html_path = tmp_path / "report.html"
+    reports = [] if "--json" in args else ["--json", str(json_path)]
+    reports += [] if "--html" in args else ["--html", str(html_path)]
+    if "--json" in args:
+        json_path = Path(args[args.index("--json") + 1])
+    if "--html" in args:
+        html_path = Path(args[args.index("--html") + 1])
     command = [
         sys.executable,
         "-m",
@@ -66,10 +75,7 @@ def run_scan(
         "--browser",
         CHROMIUM,
         f"--browser-arg={LOOPBACK}",
-        "--json",
-        str(json_path),
-        "--html",
-        str(html_path),
+        *reports,
         *args,
     ]
     done = subprocess.run(
@@ -118,9 +124,14 @@ def demo_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def demo_scan(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Scan:
-    return run_scan(
-        demo_url + "/", tmp_path_factory.mktemp("demo-scan"), "--crawl", "2"
-    )
+    """The scan of the CI example in docs/scan.md, run on the demo."""
+    folder = tmp_path_factory.mktemp("demo-scan")
+    documented, *args = ci_scan_arguments()
+    assert documented == "http://127.0.0.1:5000/"
+    for option in ("--json", "--html"):
+        # The reports go to the test's folder, under the documented names.
+        args[args.index(option) + 1] = str(folder / args[args.index(option) + 1])
+    return run_scan(demo_url + "/", folder, *args)
 
 
 def test_demo_scans_clean(demo_scan: Scan) -> None:
@@ -129,9 +140,10 @@ def test_demo_scans_clean(demo_scan: Scan) -> None:
     assert demo_scan.report["findings"] == []
     assert demo_scan.report["clean"] is True
     assert "No findings." in demo_scan.stdout
-    # Checked against the demo's own declaration, over three pages.
+    # Checked against the demo's own declaration, over the start page and
+    # the links --crawl followed.
     assert demo_scan.report["declaration"]["found"] is True
-    assert len(demo_scan.report["pages"]) == 3
+    assert len(demo_scan.report["pages"]) == 4
 
 
 def test_demo_visits_record_what_each_choice_allows(demo_scan: Scan) -> None:
