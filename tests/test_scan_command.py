@@ -158,3 +158,22 @@ def test_explicit_browser_by_name_or_path(
     assert find_browser("my-chrome") == str(chrome)
     assert find_browser(str(chrome)) == str(chrome)
     assert os.access(find_browser(str(chrome)), os.X_OK)
+
+
+def test_a_browser_that_fails_to_start_exits_2(tmp_path: Path) -> None:
+    fake = _executable(tmp_path / "chromium")
+    done = subprocess.run(
+        [sys.executable, "-m", "consent", "scan", "http://127.0.0.1:9/"]
+        + ["--browser", str(fake), "--total-timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("consent scan: The browser failed (")
+    # The profile folder it made is gone.
+    assert list(tmp_path.glob("consent-scan-*")) == []

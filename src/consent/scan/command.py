@@ -179,6 +179,10 @@ def scan_command(
         # is gone; asyncio would log the lost connection again at exit.
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         _fail("interrupted; the browser it started is closed.")
+    except Exception as err:
+        # Never exit 1 (findings) for a scan that did not finish.
+        progress.clear()
+        _fail(f"unexpected error, please report it: {type(err).__name__}: {err}")
     progress.clear()
     from .report_text import render_text
 

@@ -134,9 +134,16 @@ def scan(
     started_at = datetime.now(timezone.utc)
     start = time.monotonic()
     deadline = Deadline(options.total_timeout, options.page_timeout)
-    with sync_playwright() as playwright:
-        session = _Session(playwright, executable, options, deadline, progress)
-        result = session.run(url)
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        with sync_playwright() as playwright:
+            session = _Session(playwright, executable, options, deadline, progress)
+            result = session.run(url)
+    except PlaywrightError as err:
+        # The browser crashed or could not start: the scan has no result.
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ScanError(f"The browser failed ({first or type(err).__name__}).") from err
     return dataclasses.replace(
         result, started_at=started_at, duration=time.monotonic() - start
     )
