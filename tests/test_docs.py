@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from importlib.metadata import metadata
 from pathlib import Path
 
+import jsonschema
 import pytest
 from flask import Flask
 
+from consent.scan.command import scan_command
+from consent.scan.findings import FINDING_CODES
+from consent.scan.report_json import SCHEMA_VERSION
+from consent.scan.report_json import load_schema
 from consent.settings import DEFAULTS as DEFAULT_CONFIG
+from tests.docs_samples import SCAN_DOC
+from tests.docs_samples import ci_scan_arguments
+from tests.docs_samples import ci_workflow
+from tests.docs_samples import code_blocks
+from tests.docs_samples import scan_arguments
+from tests.scan_records import closed
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -60,3 +74,68 @@ def test_concepts_policy_builds(tmp_path: Path) -> None:
     namespace = _run(_python_blocks(ROOT / "docs" / "concepts.md")[0], tmp_path)
     policy = namespace["policy"]
     assert policy.choice_keys == ("media", "westlake_map")  # type: ignore[attr-defined]
+
+
+# docs/scan.md: shell and YAML samples are checked here; the demo browser
+# test runs the CI example's scan command (tests/browser/test_scan.py).
+
+
+def _bash_syntax_errors(script: str) -> str:
+    done = subprocess.run(
+        ["bash", "-n"], input=script, capture_output=True, text=True, check=False
+    )
+    return done.stderr
+
+
+def test_scan_shell_samples_parse() -> None:
+    blocks = code_blocks(SCAN_DOC, "sh") + code_blocks(ROOT / "README.md", "sh")
+    assert blocks
+    commands = []
+    for block in blocks:
+        assert _bash_syntax_errors(block) == ""
+        commands += scan_arguments(block)
+    assert len(commands) >= 4
+    for arguments in commands:
+        # Parsing checks every option and value without running a scan.
+        scan_command.make_context("scan", list(arguments))
+
+
+def test_scan_install_names_a_real_extra() -> None:
+    extras = metadata("cookie-consent").get_all("Provides-Extra") or []
+    assert 'pip install "cookie-consent[scan]"' in code_blocks(SCAN_DOC, "sh")[0]
+    assert "scan" in extras
+
+
+def test_scan_ci_example_is_a_workflow() -> None:
+    workflow = ci_workflow()
+    # YAML 1.1 reads the key "on" as True; GitHub reads it as "on".
+    assert workflow[True] == ["push", "pull_request"]
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert len(runs) == 3
+    for script in runs:
+        assert _bash_syntax_errors(script) == ""
+    arguments = ci_scan_arguments()
+    context = scan_command.make_context("scan", list(arguments))
+    assert context.params["json_path"] is not None
+    assert context.params["html_path"] is not None
+    uploads = [s for s in job["steps"] if s.get("uses", "").startswith("actions/up")]
+    (upload,) = uploads
+    assert upload["if"] == "always()"
+    kept = upload["with"]["path"].split()
+    assert str(context.params["json_path"]) in kept
+    assert str(context.params["html_path"]) in kept
+
+
+def test_scan_json_example_follows_the_schema() -> None:
+    (block,) = code_blocks(SCAN_DOC, "json")
+    document = json.loads(block)
+    jsonschema.validate(document, closed(load_schema()))
+    assert document["schema_version"] == SCHEMA_VERSION
+
+
+def test_scan_finding_codes_are_all_documented() -> None:
+    text = SCAN_DOC.read_text(encoding="utf-8")
+    missing = [code for code in FINDING_CODES if f"| `{code}` |" not in text]
+    assert missing == []
