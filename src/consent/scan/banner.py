@@ -11,11 +11,11 @@ platforms) is not looked for.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import typing as t
-from importlib import resources
 
+from ..i18n import available_languages
+from ..i18n import load_catalog
 from .records import BannerRecord
 
 if t.TYPE_CHECKING:
@@ -52,16 +52,11 @@ def button_labels(action: Action) -> tuple[str, ...]:
 
     :param action: ``"accept"`` or ``"reject"``.
     """
-    # The catalogues are read directly: consent.i18n needs werkzeug, which
-    # the scanner does without.
-    folder = resources.files("consent") / "translations"
     labels: dict[str, None] = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".json"):
-            catalogue = json.loads(entry.read_text(encoding="utf-8"))
-            label = catalogue.get(f"button.{action}_all")
-            if isinstance(label, str) and label.strip():
-                labels[label.strip()] = None
+    for language in available_languages():
+        label = load_catalog(language).get(f"button.{action}_all")
+        if label and label.strip():
+            labels[label.strip()] = None
     for label in EXTRA_LABELS[action]:
         labels[label] = None
     return tuple(labels)
