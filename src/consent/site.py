@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import typing as t
 
 from .codec import CookieCodec
@@ -24,15 +25,23 @@ if t.TYPE_CHECKING:
     from .settings import Settings
 
 
+logger = logging.getLogger(__name__)
+
+#: The shortest signing key that does not get a warning at start.
+MIN_KEY_BYTES = 32
+
+
 class Site:
     """What serving visitors of one site needs, derived from its settings.
 
     :param settings: The site's validated settings.
     :param folder: The site's own folder (Flask: the instance folder), where
         the default SQLite receipts file and the spools go.
+    :param debug: The app runs in debug or testing mode: a short secret key
+        is not worth a warning there.
     """
 
-    def __init__(self, settings: Settings, *, folder: str) -> None:
+    def __init__(self, settings: Settings, *, folder: str, debug: bool = False) -> None:
         #: The settings this site was built from.
         self.settings = settings
         #: The policy in force.
@@ -51,6 +60,14 @@ class Site:
         )
         newest = settings.secret_keys[-1]
         newest = newest.encode() if isinstance(newest, str) else newest
+        if len(newest) < MIN_KEY_BYTES and not debug:
+            logger.warning(
+                "The secret key that signs consent cookies is %d bytes long: use"
+                " at least %d random bytes, such as secrets.token_hex(32), in"
+                " CONSENT_SECRET_KEY or the app's secret key.",
+                len(newest),
+                MIN_KEY_BYTES,
+            )
         #: Counts consent posts per client.
         self.limiter = RateLimiter(
             settings.rate_limit,

@@ -213,6 +213,9 @@ SITE_PAGE = """\
 {%- if inline_gated %}
 {{ consent_script("analytics", body="window.inlineGatedRan = true;") }}
 {%- endif %}
+{%- if module %}
+{{ consent_script("analytics", "/module.js", type="module") }}
+{%- endif %}
 </head>
 <body>
 {%- if banner_first %}{{ consent_banner() }}{% endif %}
@@ -283,6 +286,7 @@ def make_site(
     *,
     csp: str | None = SITE_CSP,
     banner_first: bool = False,
+    module: bool = False,
     **config: t.Any,
 ) -> t.Any:
     """A one-article site with the banner, a gated script and a gated map.
@@ -313,8 +317,15 @@ def make_site(
     @app.get("/page/<int:number>")
     def page(number: int = 1) -> str:
         return render_template_string(
-            SITE_PAGE, banner_first=banner_first, inline_gated=csp == "nonce"
+            SITE_PAGE,
+            banner_first=banner_first,
+            inline_gated=csp == "nonce",
+            module=module,
         )
+
+    @app.get("/module.js")
+    def module_js() -> Response:
+        return Response("window.moduleRan = true;", mimetype="text/javascript")
 
     @app.get("/site.css")
     def site_css() -> Response:

@@ -148,6 +148,7 @@ class ConsentMiddleware:
         self.site = Site(
             self.settings,
             folder=os.fspath(folder or os.path.join(os.getcwd(), "instance")),
+            debug=debug,
         )
         self.debug = debug
         self._env, self.templates = _environment(templates)

@@ -106,7 +106,8 @@ class Consent:
         settings = Settings.from_mapping(
             app.config, policy, secret_keys=_flask_keys(app)
         )
-        self._states[app] = AppState(Site(settings, folder=app.instance_path))
+        site = Site(settings, folder=app.instance_path, debug=app.debug or app.testing)
+        self._states[app] = AppState(site)
         app.extensions[EXTENSION] = self
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
         app.context_processor(_template_context)

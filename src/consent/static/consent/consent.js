@@ -12,12 +12,17 @@
   };
 
   const apply = (state) => {
-    const ok = (e) => state.choices[e.dataset.consentKey];
+    const ok = (e) => state.choices[e.dataset.consentKey],
+      no = (e) => state.choices[e.dataset.consentKey] === false;
+    // What already runs cannot be stopped in place: after a withdrawal, reload.
+    if (all('script[data-consent-key]:not([type="text/plain"]),iframe[data-consent-key]').some(no))
+      return location.reload();
     state.needs_banner || one("#cookie-consent")?.remove();
     one(".consent-dialog")?.close();
     for (const o of all('script[type="text/plain"][data-consent-key]').filter(ok)) {
       const n = d.createElement("script");
       for (const a of o.attributes) a.name == "type" || n.setAttribute(a.name, a.value);
+      o.dataset.consentType && (n.type = o.dataset.consentType);
       n.nonce = o.nonce;
       n.async = o.async;
       o.dataset.consentSrc ? (n.src = o.dataset.consentSrc) : (n.text = o.text);
