@@ -43,7 +43,9 @@ def test_an_undeclared_key_is_refused_and_logged_in_production(
 
 
 MODULE = View(
-    '<html><body>{{ consent_script("analytics", "/m.js", type="module") }}</body></html>'
+    "<html><body>"
+    '{{ consent_script("analytics", "/m.js", type="module") }}'
+    "</body></html>"
 )
 
 
