@@ -613,7 +613,10 @@ def _asgi_app(
     from consent.asgi import requires
     from consent.asgi.testing import find_middleware
 
-    loader = jinja2.FileSystemLoader(str(templates)) if templates else None
+    # The app's own templates, as Jinja2Templates(directory=...) loads them.
+    loader: jinja2.BaseLoader = (
+        jinja2.FileSystemLoader(str(templates)) if templates else jinja2.DictLoader({})
+    )
     env = jinja2.Environment(loader=loader, autoescape=True)
 
     def make_view(view: View) -> cabc.Callable[..., t.Any]:
