@@ -1,20 +1,21 @@
+"""The Flask extension's own set-up: ``init_app``, app factories and several
+apps, ``app.config`` defaults. The settings' messages are in
+``test_settings.py``; what the extension does on requests is tested on every
+adapter by the conformance suite (``tests/conformance``)."""
+
 from __future__ import annotations
 
 import collections.abc as cabc
 import itertools
-import re
 import typing as t
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from markupsafe import escape
 
 from consent import ConfigurationError
 from consent import Policy
 from consent.flask import Consent
-from consent.i18n import Translator
 from consent.i18n import available_languages
 from consent.settings import DEFAULTS as DEFAULT_CONFIG
 
@@ -36,12 +37,6 @@ def new_app(tmp_path: Path) -> cabc.Callable[..., Flask]:
         return app
 
     return factory
-
-
-def banner_language(html: str) -> str:
-    match = re.search(r'<aside id="cookie-consent"[^>]* lang="([^"]+)"', html)
-    assert match is not None, "no banner on the page"
-    return match[1]
 
 
 def test_no_secret_key_fails_in_init_app(new_app, policy: Policy) -> None:
@@ -69,108 +64,6 @@ def test_consent_secret_key_alone_is_enough(
     assert client.get_cookie("consent") is not None
 
 
-@pytest.mark.parametrize("samesite", ["lax", "Sometimes", ""])
-def test_bad_samesite_fails(new_app, policy: Policy, samesite: str) -> None:
-    with pytest.raises(ConfigurationError) as info:
-        Consent(new_app(CONSENT_COOKIE_SAMESITE=samesite), policy)
-    assert (
-        "CONSENT_COOKIE_SAMESITE must be one of 'Strict', 'Lax', 'None', None"
-        in str(info.value)
-    )
-
-
-def test_samesite_none_needs_secure(new_app, policy: Policy) -> None:
-    app = new_app(CONSENT_COOKIE_SAMESITE="None", CONSENT_COOKIE_SECURE=False)
-    with pytest.raises(ConfigurationError, match="browsers refuse without Secure"):
-        Consent(app, policy)
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        {"CONSENT_COOKIE_DOMAIN": "example.com"},
-        {"CONSENT_COOKIE_PATH": "/app"},
-        {"CONSENT_COOKIE_SECURE": False},
-    ],
-)
-def test_host_prefix_rules_are_checked(new_app, policy: Policy, config: dict) -> None:
-    app = new_app(CONSENT_COOKIE_NAME="__Host-consent", **config)
-    with pytest.raises(ConfigurationError) as info:
-        Consent(app, policy)
-    assert "the cookie must be Secure, have Path=/ and no Domain" in str(info.value)
-
-
-def test_host_prefix_cookie_is_secure_and_host_only(
-    new_app, policy: Policy, csrf_token
-) -> None:
-    app = new_app(CONSENT_COOKIE_NAME="__Host-consent", CONSENT_COOKIE_SECURE=True)
-    Consent(app, policy)
-    client = app.test_client()
-    token = csrf_token(client.get("/consent/preferences").text)
-    response = client.post(
-        "/consent", data={"action": "reject_all", "csrf_token": token}
-    )
-    (header,) = [
-        h
-        for h in response.headers.getlist("Set-Cookie")
-        if h.startswith("__Host-consent=")
-    ]
-    assert "Secure" in header
-    assert "Path=/" in header
-    assert "Domain=" not in header
-
-
-@pytest.mark.parametrize("max_age", [timedelta(days=396), 396 * 86400])
-def test_max_age_over_13_months_fails(new_app, policy: Policy, max_age: t.Any) -> None:
-    with pytest.raises(ConfigurationError) as info:
-        Consent(new_app(CONSENT_MAX_AGE=max_age), policy)
-    assert str(info.value).startswith("CONSENT_MAX_AGE is 396 days: a choice must last")
-
-
-def test_configured_max_age_is_used(new_app, policy: Policy, csrf_token) -> None:
-    app = new_app(CONSENT_MAX_AGE=timedelta(days=30))
-    Consent(app, policy)
-    assert app.extensions["consent"].policy_for(app).max_age == timedelta(days=30)
-    client = app.test_client()
-    token = csrf_token(client.get("/consent/preferences").text)
-    response = client.post(
-        "/consent", data={"action": "reject_all", "csrf_token": token}
-    )
-    (header,) = [
-        h for h in response.headers.getlist("Set-Cookie") if h.startswith("consent=")
-    ]
-    max_age = int(re.search(r"Max-Age=(\d+)", header)[1])  # type: ignore[index]
-    assert abs(max_age - 30 * 86400) <= 2
-    declared = client.get("/consent/declaration.json").get_json()
-    durations = {
-        c["name"]: c["duration"]
-        for category in declared["categories"]
-        for c in category["cookies"]
-    }
-    assert durations["consent"] == "30 days"
-
-
-@pytest.mark.parametrize("prefix", ["consent", "/", "", None, 7])
-def test_bad_url_prefix_fails(new_app, policy: Policy, prefix: t.Any) -> None:
-    with pytest.raises(ConfigurationError) as info:
-        Consent(new_app(CONSENT_URL_PREFIX=prefix), policy)
-    assert "CONSENT_URL_PREFIX must be a path such as '/consent'" in str(info.value)
-
-
-def test_default_language_must_be_configured(new_app, policy: Policy) -> None:
-    app = new_app(CONSENT_LANGUAGES=["en"], CONSENT_DEFAULT_LANGUAGE="de")
-    with pytest.raises(ConfigurationError) as info:
-        Consent(app, policy)
-    assert str(info.value) == (
-        "CONSENT_DEFAULT_LANGUAGE 'de' is not one of CONSENT_LANGUAGES (en)."
-    )
-
-
-def test_language_selector_must_be_callable(new_app, policy: Policy) -> None:
-    with pytest.raises(ConfigurationError, match="must be a callable"):
-        Consent(new_app(CONSENT_LANGUAGE_SELECTOR="en"), policy)
-
-
 def test_no_policy_fails(new_app, policy: Policy) -> None:
     with pytest.raises(ConfigurationError) as info:
         Consent(new_app())
@@ -188,17 +81,6 @@ def test_defaults_are_applied_without_overwriting(new_app, policy: Policy) -> No
         assert key.startswith("CONSENT_")
         if key not in ("CONSENT_COOKIE_NAME", "CONSENT_AUTO_INJECT"):
             assert app.config[key] == value
-
-
-def test_configured_cookie_name_is_used(new_app, policy: Policy, csrf_token) -> None:
-    app = new_app(CONSENT_COOKIE_NAME="choice")
-    Consent(app, policy)
-    client = app.test_client()
-    token = csrf_token(client.get("/consent/preferences").text)
-    assert client.get_cookie("choice_csrf") is not None
-    client.post("/consent", data={"action": "accept_all", "csrf_token": token})
-    assert client.get_cookie("choice") is not None
-    assert client.get_cookie("consent") is None
 
 
 def test_extension_is_registered(new_app, policy: Policy) -> None:
@@ -247,100 +129,30 @@ def test_settings_of_an_app_without_init_app(new_app, policy: Policy) -> None:
         ext.site(new_app())
 
 
-def test_url_prefix_moves_the_endpoints(new_app, policy: Policy, csrf_token) -> None:
-    app = new_app(CONSENT_URL_PREFIX="/privacy/consent")
-    Consent(app, policy)
-
-    @app.get("/")
-    def index() -> str:
-        return "<html><body><p>Page</p></body></html>"
-
-    client = app.test_client()
-    html = client.get("/").text
-    assert 'action="/privacy/consent"' in html
-    assert 'href="/privacy/consent/declaration"' in html
-    assert client.get("/privacy/consent/preferences").status_code == 200
-    assert client.get("/privacy/consent/declaration").status_code == 200
-    assert client.get("/privacy/consent/declaration.json").status_code == 200
-    assert client.get("/privacy/consent").is_json
-    assert client.get("/consent/preferences").status_code == 404
-    token = csrf_token(html)
-    response = client.post(
-        "/privacy/consent", data={"action": "reject_all", "csrf_token": token}
-    )
-    assert response.status_code == 303
-    assert client.get_cookie("consent") is not None
-
-
 def test_shipped_languages_include_english() -> None:
     assert "en" in available_languages()
 
 
-@pytest.mark.parametrize("language", available_languages())
-def test_accept_language_picks_a_shipped_language(app, language: str) -> None:
-    client = app.test_client()
-    response = client.get("/", headers={"Accept-Language": f"{language}, en;q=0.1"})
-    assert banner_language(response.text) == language
-    accept = Translator(language)("button.accept_all")
-    assert f">{escape(accept)}</button>" in response.text
-
-
-#: Languages with no shipped catalogue (at least Klingon stays that way).
-UNSHIPPED = [tag for tag in ("de", "fr", "tlh") if tag not in available_languages()]
-
-
-@pytest.mark.parametrize("language", UNSHIPPED)
-def test_unshipped_language_falls_back_to_the_default(app, language: str) -> None:
-    header = f"{language}-XX, {language};q=0.9"
-    response = app.test_client().get("/", headers={"Accept-Language": header})
-    assert banner_language(response.text) == "en"
-    assert "Accept all" in response.text
-
-
-@pytest.mark.parametrize("header", [None, "", "*", "en-GB,en;q=0.8"])
-def test_default_language_without_a_usable_header(app, header: str | None) -> None:
-    headers = {} if header is None else {"Accept-Language": header}
-    response = app.test_client().get("/", headers=headers)
-    assert banner_language(response.text) == "en"
-
-
-def _app_with_klingon(new_app, policy: Policy, **config: t.Any) -> Flask:
-    app = new_app(
-        CONSENT_LANGUAGES=["en", "tlh"],
-        CONSENT_TEXTS={"tlh": {"button.accept_all": "HIja'"}},
-        **config,
-    )
-    Consent(app, policy)
-
-    @app.get("/")
-    def index() -> str:
-        return "<html><body><p>Page</p></body></html>"
-
-    return app
-
-
-def test_configured_language_with_app_texts(new_app, policy: Policy) -> None:
-    client = _app_with_klingon(new_app, policy).test_client()
-    html = client.get("/", headers={"Accept-Language": "tlh"}).text
-    assert banner_language(html) == "tlh"
-    assert "HIja&#39;" in html
-    # Texts the app did not translate fall back to English.
-    assert "Reject all" in html
-    html = client.get("/", headers={"Accept-Language": "en"}).text
-    assert banner_language(html) == "en"
-    assert "Accept all" in html
-
-
-def test_language_selector_wins_over_the_header(new_app, policy: Policy) -> None:
-    app = _app_with_klingon(new_app, policy, CONSENT_LANGUAGE_SELECTOR=lambda: "en_US")
-    html = app.test_client().get("/", headers={"Accept-Language": "tlh"}).text
-    assert banner_language(html) == "en"
-
-
-@pytest.mark.parametrize("selected", [None, "", "fr"])
-def test_language_selector_without_a_usable_answer(
-    new_app, policy: Policy, selected
+@pytest.mark.parametrize(
+    ("config", "setting"),
+    [
+        ({"CONSENT_COOKIE_SAMESITE": "lax"}, "CONSENT_COOKIE_SAMESITE"),
+        ({"CONSENT_MAX_AGE": 396 * 86400}, "CONSENT_MAX_AGE"),
+        ({"CONSENT_URL_PREFIX": "/"}, "CONSENT_URL_PREFIX"),
+        ({"CONSENT_UNDECLARED": "drop"}, "CONSENT_UNDECLARED"),
+        ({"CONSENT_PROFILE": "california"}, "CONSENT_PROFILE"),
+        ({"CONSENT_PROFILE_SELECTOR": "us"}, "CONSENT_PROFILE_SELECTOR"),
+        (
+            {"CONSENT_GCM_MAPPING": {"analytics": ["analytic_storage"]}},
+            "analytic_storage",
+        ),
+    ],
+)
+def test_misconfiguration_fails_in_init_app(
+    new_app, policy: Policy, config: dict[str, t.Any], setting: str
 ) -> None:
-    app = _app_with_klingon(new_app, policy, CONSENT_LANGUAGE_SELECTOR=lambda: selected)
-    html = app.test_client().get("/", headers={"Accept-Language": "tlh"}).text
-    assert banner_language(html) == "tlh"
+    # Each message is checked in test_settings.py; here: it fails at once.
+    app = new_app(**config)
+    with pytest.raises(ConfigurationError, match=setting):
+        Consent(app, policy)
+    assert "consent" not in app.extensions

@@ -1,0 +1,133 @@
+"""Settings that cannot work fail when the app starts, with a message that
+names the setting and says what to do; no app is needed to check them."""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import timedelta
+
+import pytest
+
+from consent import ConfigurationError
+from consent import Policy
+from consent.settings import DEFAULTS
+from consent.settings import Settings
+from tests.conftest import make_policy
+from tests.factories import gpc_policy
+
+KEY = "a secret key of the settings tests, long enough"
+
+
+def read(policy: Policy | None = None, **config: t.Any) -> Settings:
+    """The settings of ``config``, signed with :data:`KEY`."""
+    return Settings.from_mapping(config, policy or make_policy(), secret_keys=[KEY])
+
+
+def error_of(policy: Policy | None = None, **config: t.Any) -> str:
+    with pytest.raises(ConfigurationError) as info:
+        read(policy, **config)
+    return str(info.value)
+
+
+def test_defaults_are_valid() -> None:
+    settings = read()
+    assert settings.cookie_name == "consent"
+    assert settings.csrf_cookie_name == "consent_csrf"
+    assert settings.url_prefix == DEFAULTS["CONSENT_URL_PREFIX"]
+    assert settings.secret_keys == (KEY,)
+
+
+def test_no_secret_key() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_mapping({}, make_policy())
+    assert str(info.value) == (
+        "Consent signs its cookie: set CONSENT_SECRET_KEY (or the app's"
+        " SECRET_KEY) to a long random secret."
+    )
+
+
+def test_consent_secret_key_alone_is_enough() -> None:
+    settings = Settings.from_mapping({"CONSENT_SECRET_KEY": KEY}, make_policy())
+    assert settings.secret_keys == (KEY,)
+
+
+@pytest.mark.parametrize("samesite", ["lax", "Sometimes", ""])
+def test_bad_samesite(samesite: str) -> None:
+    assert (
+        "CONSENT_COOKIE_SAMESITE must be one of 'Strict', 'Lax', 'None', None"
+        in error_of(CONSENT_COOKIE_SAMESITE=samesite)
+    )
+
+
+def test_samesite_none_needs_secure() -> None:
+    message = error_of(CONSENT_COOKIE_SAMESITE="None", CONSENT_COOKIE_SECURE=False)
+    assert "browsers refuse without Secure" in message
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"CONSENT_COOKIE_DOMAIN": "example.com"},
+        {"CONSENT_COOKIE_PATH": "/app"},
+        {"CONSENT_COOKIE_SECURE": False},
+    ],
+)
+def test_host_prefix_rules_are_checked(config: dict[str, t.Any]) -> None:
+    message = error_of(CONSENT_COOKIE_NAME="__Host-consent", **config)
+    assert "the cookie must be Secure, have Path=/ and no Domain" in message
+
+
+@pytest.mark.parametrize("max_age", [timedelta(days=396), 396 * 86400])
+def test_max_age_over_13_months(max_age: t.Any) -> None:
+    assert error_of(CONSENT_MAX_AGE=max_age).startswith(
+        "CONSENT_MAX_AGE is 396 days: a choice must last"
+    )
+
+
+def test_configured_max_age_is_the_policys() -> None:
+    settings = read(CONSENT_MAX_AGE=timedelta(days=30))
+    assert settings.policy.max_age == timedelta(days=30)
+
+
+@pytest.mark.parametrize("prefix", ["consent", "/", "", None, 7])
+def test_bad_url_prefix(prefix: t.Any) -> None:
+    assert "CONSENT_URL_PREFIX must be a path such as '/consent'" in error_of(
+        CONSENT_URL_PREFIX=prefix
+    )
+
+
+def test_default_language_must_be_configured() -> None:
+    message = error_of(CONSENT_LANGUAGES=["en"], CONSENT_DEFAULT_LANGUAGE="de")
+    assert message == (
+        "CONSENT_DEFAULT_LANGUAGE 'de' is not one of CONSENT_LANGUAGES (en)."
+    )
+
+
+def test_language_selector_must_be_callable() -> None:
+    message = error_of(CONSENT_LANGUAGE_SELECTOR="en")
+    assert message.startswith("CONSENT_LANGUAGE_SELECTOR ")
+    assert "must be a callable" in message
+
+
+def test_unknown_undeclared_action() -> None:
+    assert "CONSENT_UNDECLARED" in error_of(CONSENT_UNDECLARED="drop")
+
+
+def test_unknown_profile_name() -> None:
+    assert "CONSENT_PROFILE" in error_of(gpc_policy(), CONSENT_PROFILE="california")
+
+
+def test_profile_selector_must_be_callable() -> None:
+    message = error_of(gpc_policy(), CONSENT_PROFILE_SELECTOR="us")
+    assert "CONSENT_PROFILE_SELECTOR" in message
+
+
+def test_unknown_consent_type_in_the_consent_mode_mapping() -> None:
+    message = error_of(CONSENT_GCM_MAPPING={"analytics": ["analytic_storage"]})
+    assert "CONSENT_GCM_MAPPING" in message
+    assert "analytic_storage" in message
+
+
+def test_unknown_setting_is_named() -> None:
+    message = error_of(CONSENT_COOKIE_NAMES="choice")
+    assert message.startswith("Unknown setting CONSENT_COOKIE_NAMES")
