@@ -46,14 +46,29 @@ async def page(request: Request) -> HTMLResponse:
     return HTMLResponse("<!doctype html><html><body><main>Page</main></body></html>")
 
 
-def starlette_app(tmp_path: Path, routes: list[t.Any] | None = None, **kwargs: t.Any):
-    kwargs.setdefault("secret_key", SECRET_KEY)
-    kwargs.setdefault("receipts_url", None)
+def config_of(**settings: t.Any) -> dict[str, t.Any]:
+    """``CONSENT_*`` settings from short names: ``cookie_name=...``."""
+    return {f"CONSENT_{name.upper()}": value for name, value in settings.items()}
+
+
+def starlette_app(
+    tmp_path: Path,
+    routes: list[t.Any] | None = None,
+    *,
+    secret_key: t.Any = SECRET_KEY,
+    config: dict[str, t.Any] | None = None,
+    **settings: t.Any,
+):
+    mapping = {"CONSENT_RECEIPTS_URL": None, **config_of(**settings), **(config or {})}
     return Starlette(
         routes=routes or [Route("/", page)],
         middleware=[
             Middleware(
-                ConsentMiddleware, policy=make_policy(), folder=tmp_path, **kwargs
+                ConsentMiddleware,
+                policy=make_policy(),
+                secret_key=secret_key,
+                config=mapping,
+                folder=tmp_path,
             )
         ],
     )
@@ -70,10 +85,10 @@ def choose(client: TestClient, action: str, path: str = "/consent") -> t.Any:
     )
 
 
-# Settings: keywords without the prefix, or a config mapping.
+# Settings: a config mapping of CONSENT_* keys, as a Flask app's config.
 
 
-def test_keyword_settings(tmp_path: Path) -> None:
+def test_config_settings(tmp_path: Path) -> None:
     app = starlette_app(tmp_path, cookie_name="choice", layout="box")
     settings = find_middleware(app).settings
     assert (settings.cookie_name, settings.layout) == ("choice", "box")
@@ -84,15 +99,13 @@ def test_keyword_settings(tmp_path: Path) -> None:
     assert client.cookies.get("choice") is not None
 
 
-def test_config_mapping_and_keywords(tmp_path: Path) -> None:
+def test_config_mapping_keeps_every_key(tmp_path: Path) -> None:
     app = starlette_app(
         tmp_path,
         config={"CONSENT_COOKIE_NAME": "from_config", "CONSENT_THEME": "dark"},
-        cookie_name="from_keyword",
     )
     settings = find_middleware(app).settings
-    # A keyword wins over the mapping; the rest of the mapping is kept.
-    assert settings.cookie_name == "from_keyword"
+    assert settings.cookie_name == "from_config"
     assert settings.theme == "dark"
     assert settings.secret_keys == (SECRET_KEY,)
 
@@ -116,8 +129,15 @@ def test_secret_key_in_the_config_wins(tmp_path: Path) -> None:
 def test_misconfiguration_fails_when_the_middleware_is_built(
     tmp_path: Path, kwargs: dict[str, t.Any], message: str
 ) -> None:
+    secret_key = kwargs.pop("secret_key", SECRET_KEY)
     with pytest.raises(ConfigurationError, match=message):
-        ConsentMiddleware(page, make_policy(), folder=tmp_path, **kwargs)
+        ConsentMiddleware(
+            page,
+            make_policy(),
+            secret_key=secret_key,
+            config=config_of(**kwargs),
+            folder=tmp_path,
+        )
 
 
 def test_selectors_get_the_starlette_request(tmp_path: Path) -> None:
@@ -206,7 +226,7 @@ def fastapi_app(tmp_path: Path) -> FastAPI:
         secret_key=SECRET_KEY,
         folder=tmp_path / "instance",
         templates=templates,
-        receipts_url=None,
+        config={"CONSENT_RECEIPTS_URL": None},
     )
 
     @app.get("/", response_class=HTMLResponse)
@@ -363,7 +383,7 @@ def test_lifespan_and_websocket_pass_through(tmp_path: Path) -> None:
                 policy=make_policy(),
                 secret_key=SECRET_KEY,
                 folder=tmp_path,
-                receipts_url=None,
+                config={"CONSENT_RECEIPTS_URL": None},
             )
         ],
         lifespan=lifespan,
@@ -392,7 +412,11 @@ def test_plain_asgi_app_without_starlette(tmp_path: Path) -> None:
         )
 
     wrapped = ConsentMiddleware(
-        app, make_policy(), secret_key=SECRET_KEY, folder=tmp_path, receipts_url=None
+        app,
+        make_policy(),
+        secret_key=SECRET_KEY,
+        folder=tmp_path,
+        config={"CONSENT_RECEIPTS_URL": None},
     )
     response = client_of(wrapped).get("/")
     assert response.status_code == 200

@@ -571,19 +571,14 @@ class StreamInjector:
     def close(self) -> bytes:
         """The bytes still held when the body ends, with the insertion."""
         if not self.decided:
+            # No <body> tag: whatever goes in goes before </body>, or, as in
+            # a page that never had one, nowhere.
             self._make_decision()
-            if self._markup and not self._at_end:
-                # A page without <body>: the banner goes before </body>, or
-                # nowhere.
-                self._at_end = True
-                injected = inject(self._held, self._markup, False)
-                self.added = 0 if injected is None else len(self._markup)
-                held, self._held, self._markup = (
-                    injected if injected is not None else self._held,
-                    b"",
-                    b"",
-                )
-                return held
+            held, self._held = self._held, b""
+            markup, self._markup = self._markup, b""
+            injected = inject(held, markup, False) if markup else None
+            self.added = 0 if injected is None else len(markup)
+            return held if injected is None else injected
         held, self._held = self._held, b""
         if not self._markup:
             return held

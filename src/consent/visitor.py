@@ -90,7 +90,8 @@ class CookieSpec:
         morsel.set(self.name, self.value, self.value)
         morsel["path"] = self.path
         if self.domain:
-            morsel["domain"] = self.domain
+            # User agents ignore a leading dot (RFC 6265 section 5.2.3).
+            morsel["domain"] = self.domain.lstrip(".")
         if self.max_age is not None:
             morsel["max-age"] = str(self.max_age)
         if self.is_deletion:
@@ -99,7 +100,9 @@ class CookieSpec:
         morsel["httponly"] = self.httponly
         if self.samesite:
             morsel["samesite"] = self.samesite
-        return morsel.OutputString()
+        # http.cookies alone writes "expires" in lower case; the attribute
+        # is case-insensitive, and every other framework writes "Expires".
+        return morsel.OutputString().replace("; expires=", "; Expires=", 1)
 
 
 class Visitor:

@@ -500,14 +500,6 @@ class Adapter:
 
         return asgi_selector
 
-    def expect_failure(self, name: str, reason: str) -> None:
-        """Mark this test as failing, strictly, when it runs on adapter
-        ``name``: the adapter differs from the others in ``reason``."""
-        assert name in ("flask", "asgi"), name
-        assert self._request is not None
-        if self.name == name:
-            self._request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
     def close(self) -> None:
         """Close every app's receipt store."""
         for app in self.apps:

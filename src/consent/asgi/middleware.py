@@ -87,6 +87,9 @@ def _environment(templates: t.Any) -> tuple[jinja2.Environment, jinja2.Environme
         app_env.globals.update(TEMPLATE_GLOBALS)
         if app_env.loader is not None:
             loader = jinja2.ChoiceLoader([app_env.loader, package])
+        # The app's templates can import the library's macros too
+        # ("consent/macros.html"), as a Flask blueprint's templates allow.
+        app_env.loader = loader
     own = jinja2.Environment(loader=loader, autoescape=True)
     own.globals.update(TEMPLATE_GLOBALS)
     return own, app_env or own

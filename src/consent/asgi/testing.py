@@ -83,7 +83,8 @@ class _Client:
         return value
 
     def set_cookie(self, name: str, value: str) -> None:
-        self._client.cookies.set(name, value, domain="localhost")
+        # httpx files cookies of a host without a dot under "<host>.local".
+        self._client.cookies.set(name, value, domain="localhost.local")
 
 
 def checks(app: ASGIApp) -> ConsentChecks:
