@@ -331,3 +331,33 @@ def test_requires_sets_no_attribute_on_the_view(tmp_path: Path) -> None:
     wrapped = ext.requires("analytics")(view)
     assert set(vars(view)) == before
     assert wrapped.__name__ == "view"
+
+
+def test_requires_guards_an_async_view(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    ext: Consent = app.extensions["consent"]
+
+    @app.get("/async-map")
+    @ext.requires("westlake_map")
+    async def async_map() -> str:
+        return "the map, served by a coroutine"
+
+    client = app.test_client()
+    refused = client.get("/async-map")
+    assert refused.status_code == 403
+    choose(client, "save", "westlake_map")
+    assert client.get("/async-map").text == "the map, served by a coroutine"
+
+
+def test_requires_checks_its_key_against_the_policy_of_init_app(tmp_path: Path) -> None:
+    # No policy yet when the view is decorated: init_app checks the key.
+    ext = Consent()
+
+    @ext.requires("westlake_mapp")
+    def view() -> str:
+        return "never"
+
+    app = Flask("late", instance_path=str(tmp_path))
+    app.config.update(TESTING=True, SECRET_KEY="a secret key, long enough to sign")
+    with pytest.raises(UnknownCategoryError, match="westlake_mapp"):
+        ext.init_app(app, POLICY)
