@@ -23,7 +23,7 @@ from pathlib import Path
 BENCHMARKS = (
     ("cookie_size", "1. Cookie size"),
     ("decode", "2. Cookie decode vs Flask session load"),
-    ("wsgi", "3. Requests/second under gunicorn + wrk"),
+    ("wsgi", "3. Requests/second, Flask under gunicorn and ASGI under uvicorn, + wrk"),
     ("import_time", "4. Import time on top of Flask"),
     ("banner_budget", "5. Banner budget against vanilla-cookieconsent and Klaro"),
     ("receipts", "6. Receipts: consent posts and a 1,000,000-receipt export"),

@@ -150,35 +150,25 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(
-    app: str,
+def server(
+    command: cabc.Callable[[int], list[str]],
     ready: cabc.Callable[[str], bool],
     *,
-    options: cabc.Sequence[str] = ("--worker-class=sync",),
+    name: str,
     env: cabc.Mapping[str, str] | None = None,
 ) -> cabc.Iterator[str]:
-    """Serve ``app`` (a gunicorn app spec) with one worker on 127.0.0.1.
+    """Run a server process on a free loopback port.
 
-    Yields the base URL once ``ready(url)`` returns True; ``ready`` raises
-    ``OSError`` while the server is not listening yet, and anything else to
-    say the app answers wrongly. The server is stopped on exit, whatever
-    happens.
+    ``command(port)`` is its command line. Yields the base URL once
+    ``ready(url)`` returns True; ``ready`` raises ``OSError`` while the server
+    is not listening yet, and anything else to say the app answers wrongly.
+    The server is stopped on exit, whatever happens.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [
-                str(GUNICORN),
-                "--workers=1",
-                *options,
-                f"--bind=127.0.0.1:{port}",
-                "--graceful-timeout=5",
-                "--log-level=warning",
-                "--chdir",
-                str(ROOT),
-                app,
-            ],
+            command(port),
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
@@ -191,8 +181,7 @@ def gunicorn(
                 if proc.poll() is not None:
                     log.seek(0)
                     raise RuntimeError(
-                        f"gunicorn exited with {proc.returncode}:\n"
-                        + log.read().decode()
+                        f"{name} exited with {proc.returncode}:\n" + log.read().decode()
                     )
                 try:
                     if ready(url):
@@ -200,7 +189,7 @@ def gunicorn(
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not answer on {url} within 20 s")
+                    raise RuntimeError(f"{name} did not answer on {url} within 20 s")
                 time.sleep(0.1)
             yield url
         finally:
@@ -210,6 +199,62 @@ def gunicorn(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def gunicorn(
+    app: str,
+    ready: cabc.Callable[[str], bool],
+    *,
+    options: cabc.Sequence[str] = ("--worker-class=sync",),
+    env: cabc.Mapping[str, str] | None = None,
+) -> contextlib.AbstractContextManager[str]:
+    """Serve ``app`` (a gunicorn app spec) with one worker on 127.0.0.1; see
+    :func:`server`."""
+    return server(
+        lambda port: [
+            str(GUNICORN),
+            "--workers=1",
+            *options,
+            f"--bind=127.0.0.1:{port}",
+            "--graceful-timeout=5",
+            "--log-level=warning",
+            "--chdir",
+            str(ROOT),
+            app,
+        ],
+        ready,
+        name="gunicorn",
+        env=env,
+    )
+
+
+def uvicorn(
+    factory: str,
+    ready: cabc.Callable[[str], bool],
+    *,
+    env: cabc.Mapping[str, str] | None = None,
+) -> contextlib.AbstractContextManager[str]:
+    """Serve the app of ``factory`` (``module:function``) with one uvicorn
+    process (uvloop and httptools, as ``uvicorn[standard]`` installs) on
+    127.0.0.1; see :func:`server`."""
+    return server(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            factory,
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--log-level=warning",
+            "--no-access-log",
+            "--loop=uvloop",
+            "--http=httptools",
+        ],
+        ready,
+        name="uvicorn",
+        env=env,
+    )
 
 
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")

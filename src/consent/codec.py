@@ -43,6 +43,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How many verified values a codec remembers.
+VERIFIED_CACHE_SIZE = 4096
+
 #: The format number written first in every value.
 FORMAT = "1"
 
@@ -163,6 +166,10 @@ class CookieCodec:
         self._keys = policy.choice_keys
         # Visitors share few distinct choices: build each granted set once.
         self._granted: dict[int, frozenset[str]] = {}
+        # A visitor sends the same value on every page for months: values
+        # verified recently are not verified and parsed again. Keyed by the
+        # exact value; only values that verified go in; bounded.
+        self._verified: dict[str, ConsentState] = {}
 
     def encode(self, state: ConsentState) -> str:
         """Return the signed cookie value for ``state``."""
@@ -194,7 +201,25 @@ class CookieCodec:
         ``max_age``. A value from another policy revision decodes to a state
         that grants nothing, so the visitor keeps their consent id.
         """
-        if not value or len(value) > MAX_SIZE or not value.isascii():
+        if not value:
+            return None
+        state = self._verified.get(value)
+        if state is None:
+            state = self._verify(value)
+            if state is None:
+                return None
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                # The oldest entry goes (dicts keep insertion order).
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[value] = state
+        if now - state.given_at >= self.policy.max_age:
+            return None
+        return state
+
+    def _verify(self, value: str) -> ConsentState | None:
+        """The state a value holds if its signature verifies, whatever its
+        age."""
+        if len(value) > MAX_SIZE or not value.isascii():
             return None
         if not _is_canonical(value):
             return None
@@ -204,7 +229,7 @@ class CookieCodec:
             logger.info("Ignoring a consent cookie with a bad signature.")
             return None
         try:
-            return self._parse(payload, now)
+            return self._parse(payload)
         except (BadData, ValueError, KeyError, OverflowError, OSError, struct.error):
             logger.info("Ignoring a consent cookie with an unreadable payload.")
             return None
@@ -229,7 +254,7 @@ class CookieCodec:
         """
         return self._has_old_keys and not self._newest.validate(value)
 
-    def _parse(self, payload: str, now: datetime) -> ConsentState | None:
+    def _parse(self, payload: str) -> ConsentState | None:
         match = _PAYLOAD.fullmatch(payload)
         if match is None:
             return None
@@ -239,8 +264,6 @@ class CookieCodec:
         given_at = datetime.fromtimestamp(
             bytes_to_int(base64_decode(stamp)), tz=timezone.utc
         )
-        if now - given_at >= self.policy.max_age:
-            return None
         bits = int(bits_hex, 16)
         if revision == self.policy.revision:
             if layout != self._layout or bits >> len(self._keys):

@@ -22,6 +22,7 @@ from datetime import datetime
 from datetime import timezone
 
 from .exceptions import UnknownCategoryError
+from .gpc import has_gpc
 from .i18n import negotiate
 from .settings import profile_named
 from .state import ConsentState
@@ -119,6 +120,31 @@ class Visitor:
         (``CONSENT_PROFILE_SELECTOR``, bound by the adapter), or ``None``.
     """
 
+    __slots__ = (
+        "site",
+        "request",
+        "policy",
+        "_now",
+        "strict",
+        "_select_language",
+        "_select_profile",
+        "consulted",
+        "banner_rendered",
+        "head_rendered",
+        "banner_suppressed",
+        "gpc_recorded",
+        "_stored",
+        "_raw",
+        "_is_junk",
+        "_new_state",
+        "_expire",
+        "_profile",
+        "_gpc",
+        "_language",
+        "_csrf_nonce",
+        "_sets_csrf_cookie",
+    )
+
     def __init__(
         self,
         site: Site,
@@ -133,8 +159,7 @@ class Visitor:
         self.request = request
         #: The policy in force.
         self.policy: Policy = site.policy
-        #: The time every decision of this request is taken at.
-        self.now = now or datetime.now(timezone.utc)
+        self._now = now
         self.strict = strict
         self._select_language = select_language
         self._select_profile = select_profile
@@ -158,6 +183,23 @@ class Visitor:
         self._language: str | None = None
         self._csrf_nonce: str | None = None
         self._sets_csrf_cookie = False
+
+    @property
+    def now(self) -> datetime:
+        """The time every decision of this request is taken at (read once)."""
+        if self._now is None:
+            self._now = datetime.now(timezone.utc)
+        return self._now
+
+    def bind_selectors(
+        self,
+        select_language: cabc.Callable[[], t.Any] | None,
+        select_profile: cabc.Callable[[], t.Any] | None,
+    ) -> None:
+        """Set the app's language and profile selectors for this request
+        (for adapters that make the visitor before they can bind them)."""
+        self._select_language = select_language
+        self._select_profile = select_profile
 
     # What the visitor chose.
 
@@ -217,15 +259,14 @@ class Visitor:
                         else profile_named(chosen, "CONSENT_PROFILE_SELECTOR")
                     )
             self._profile = profile
-        return t.cast("Profile | None", self._profile)
+        found: Profile | None = self._profile
+        return found
 
     @property
     def gpc(self) -> bool:
         """True when the request carries a Global Privacy Control signal that
         this request's profile honours."""
         if self._gpc is None:
-            from .gpc import has_gpc
-
             value = self.request.header("Sec-GPC")
             profile = self.profile
             self._gpc = (
@@ -281,8 +322,9 @@ class Visitor:
         ``strict`` (debug and testing), so the typo is seen at once; in
         production it is refused (fail closed) and an error is logged.
         """
+        profile = self._profile if self._profile is not _UNSET else self.profile
         try:
-            return core_allows(self.state, self.policy, key, self.now, self.profile)
+            return core_allows(self.state, self.policy, key, self.now, profile)
         except UnknownCategoryError:
             if self.strict:
                 raise
@@ -363,35 +405,29 @@ class Visitor:
         not allowed (after a withdrawal, an expired choice or a new policy
         revision), expired with its declared domain and path.
         """
-        settings = self.site.settings
         state = self._new_state
-        plan: list[CookieSpec] = []
-        secure = (
-            self.request.is_secure
-            if settings.cookie_secure is None
-            else settings.cookie_secure
-        )
-
-        def spec(name: str, value: str, max_age: int | None) -> CookieSpec:
-            return CookieSpec(
-                name,
-                value,
-                max_age,
-                settings.cookie_domain,
-                settings.cookie_path,
-                secure,
-                True,
-                settings.cookie_samesite,
-            )
-
         if state is None and self._raw is not None:
             if self.site.codec.needs_resign(self._raw):
                 # Signed with an older key: written again with the newest one,
                 # with the time of the choice kept (rotation never extends it).
                 state = self._stored
-        if self._sets_csrf_cookie and self._csrf_nonce:
-            plan.append(spec(settings.csrf_cookie_name, self._csrf_nonce, None))
-        for name, declared in self._leftovers():
+        leftovers = self._leftovers()
+        sets_csrf = self._sets_csrf_cookie and self._csrf_nonce
+        drops = self._is_junk and state is None
+        if state is None and not leftovers and not sets_csrf and not drops:
+            return []  # the common case
+        settings = self.site.settings
+        secure = (
+            self.request.is_secure
+            if settings.cookie_secure is None
+            else settings.cookie_secure
+        )
+        plan: list[CookieSpec] = []
+        if sets_csrf:
+            plan.append(
+                self._spec(settings.csrf_cookie_name, self._csrf_nonce, None, secure)
+            )
+        for name, declared in leftovers:
             # A prefixed cookie can only be deleted by a Secure Set-Cookie.
             prefixed = name.startswith(("__Secure-", "__Host-"))
             plan.append(
@@ -406,18 +442,34 @@ class Visitor:
                     None,
                 )
             )
-        if self._is_junk and state is None:
-            plan.append(spec(settings.cookie_name, "", 0))
+        if drops:
+            plan.append(self._spec(settings.cookie_name, "", 0, secure))
         if state is not None:
             remaining = state.given_at + self.policy.max_age - self.now
             plan.append(
-                spec(
+                self._spec(
                     settings.cookie_name,
                     self.site.codec.encode(state),
                     max(int(remaining.total_seconds()), 0),
+                    secure,
                 )
             )
         return plan
+
+    def _spec(
+        self, name: str, value: str | None, max_age: int | None, secure: bool
+    ) -> CookieSpec:
+        settings = self.site.settings
+        return CookieSpec(
+            name,
+            value or "",
+            max_age,
+            settings.cookie_domain,
+            settings.cookie_path,
+            secure,
+            True,
+            settings.cookie_samesite,
+        )
 
     def _leftovers(self) -> list[tuple[str, Cookie]]:
         """Cookies the visitor sent for something not allowed now."""

@@ -18,28 +18,45 @@ if t.TYPE_CHECKING:
     from ..html import Page
     from ..visitor import Visitor
 
-_page: contextvars.ContextVar[Page | None] = contextvars.ContextVar(
-    "consent_page", default=None
+
+class _PageMaker(t.Protocol):
+    def make_page(self, scope: t.Any, visitor: Visitor) -> Page: ...
+
+
+class RequestState:
+    """The consent of the request being served: its visitor, and its page,
+    made on first use (most requests never render consent markup).
+
+    :param visitor: The request's visitor.
+    :param maker: Makes the request's :class:`~consent.html.Page` (the
+        middleware).
+    :param scope: The request's scope.
+    """
+
+    __slots__ = ("visitor", "_maker", "_scope", "_page")
+
+    def __init__(self, visitor: Visitor, maker: _PageMaker, scope: t.Any) -> None:
+        self.visitor = visitor
+        self._maker = maker
+        self._scope = scope
+        self._page: Page | None = None
+
+    @property
+    def page(self) -> Page:
+        """The consent markup of the request."""
+        if self._page is None:
+            self._page = self._maker.make_page(self._scope, self.visitor)
+        return self._page
+
+
+#: The state of the request being served (the middleware sets it).
+CURRENT: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
+    "consent_request", default=None
 )
 
 
-def set_page(page: Page | None) -> contextvars.Token[Page | None]:
-    """Make ``page`` the current request's page (the middleware does)."""
-    return _page.set(page)
-
-
-def reset_page(token: contextvars.Token[Page | None]) -> None:
-    """Restore the page before :func:`set_page`."""
-    _page.reset(token)
-
-
-def page() -> Page:
-    """The consent markup of the current request.
-
-    :raises RuntimeError: outside a request served by
-        :class:`~consent.asgi.ConsentMiddleware`.
-    """
-    found = _page.get()
+def _state() -> RequestState:
+    found = CURRENT.get()
     if found is None:
         raise RuntimeError(
             "No consent for this request: serve the app through"
@@ -48,9 +65,18 @@ def page() -> Page:
     return found
 
 
+def page() -> Page:
+    """The consent markup of the current request.
+
+    :raises RuntimeError: outside a request served by
+        :class:`~consent.asgi.ConsentMiddleware`.
+    """
+    return _state().page
+
+
 def visitor() -> Visitor:
     """The visitor of the current request."""
-    return page().visitor
+    return _state().visitor
 
 
 class _VisitorProxy:
@@ -63,7 +89,7 @@ class _VisitorProxy:
         return getattr(visitor(), name)
 
     def __repr__(self) -> str:
-        found = _page.get()
+        found = CURRENT.get()
         return f"<current_consent {found.visitor if found else 'outside a request'}>"
 
 

@@ -14,15 +14,14 @@ if t.TYPE_CHECKING:
 class ScopeRequest:
     """An HTTP scope as a :class:`consent.visitor.RequestInfo`.
 
-    Headers and cookies are read from the scope on first use; a cookie sent
-    twice (as a sibling subdomain can make a browser do) keeps both values.
+    Cookies are read from the scope on first use; a cookie sent twice (as a
+    sibling subdomain can make a browser do) keeps both values.
     """
 
-    __slots__ = ("_scope", "_headers", "_cookies")
+    __slots__ = ("_scope", "_cookies")
 
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
-        self._headers: dict[str, str] | None = None
         self._cookies: list[tuple[str, str]] | None = None
 
     @property
@@ -30,22 +29,20 @@ class ScopeRequest:
         return self._scope.get("scheme") in ("https", "wss")
 
     def header(self, name: str) -> str | None:
-        if self._headers is None:
-            headers: dict[str, str] = {}
-            for key, value in self._scope["headers"]:
-                lowered = key.decode("latin-1").lower()
-                text = value.decode("latin-1")
-                headers[lowered] = (
-                    f"{headers[lowered]}, {text}" if lowered in headers else text
-                )
-            self._headers = headers
-        return self._headers.get(name.lower())
+        # ASGI servers give header names in lower case; a visitor asks for a
+        # few headers, so a scan beats building a map of them all.
+        key = name.lower().encode("latin-1")
+        values = [v for k, v in self._scope["headers"] if k == key]
+        if not values:
+            return None
+        return ", ".join(v.decode("latin-1") for v in values)
 
     def _pairs(self) -> list[tuple[str, str]]:
         if self._cookies is None:
             pairs = []
             for key, value in self._scope["headers"]:
-                if key.lower() != b"cookie":
+                # ASGI gives header names in lower case.
+                if key != b"cookie":
                     continue
                 # RFC 6265 section 5.4: "name=value" pairs joined by "; ".
                 for part in value.decode("latin-1").split(";"):

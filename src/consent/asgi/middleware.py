@@ -31,7 +31,6 @@ from ..choice import parse_body
 from ..choice import record_gpc
 from ..choice import state_json
 from ..declaration import declaration_json
-from ..encoding import Recoder
 from ..encoding import can_recode
 from ..encoding import content_coding
 from ..exceptions import ChoiceError
@@ -39,19 +38,18 @@ from ..exceptions import ChoiceTooLargeError
 from ..exceptions import ConfigurationError
 from ..exceptions import RateLimitedError
 from ..gpc import gpc_support_resource
-from ..headers import merge_vary
-from ..headers import private_cache_control
 from ..html import Page
-from ..html import StreamInjector
 from ..html import Urls
 from ..html import static_files
 from ..security import safe_next
 from ..settings import Settings
 from ..site import Site
 from ..visitor import Visitor
+from ._context import CURRENT
 from ._context import TEMPLATE_GLOBALS
-from ._context import reset_page
-from ._context import set_page
+from ._context import RequestState
+from ._exchange import Exchange
+from ._exchange import mark_private
 from ._request import ScopeRequest
 from ._request import Sender
 from .errors import ConsentRequiredError
@@ -162,6 +160,11 @@ class ConsentMiddleware:
         )
         self._urls: dict[str, Urls] = {}
         self._prefix = self.settings.url_prefix
+        self._auto_inject = self.settings.auto_inject
+        self._has_selectors = (
+            self.settings.language_selector is not None
+            or self.settings.profile_selector is not None
+        )
 
     def _render(self, scope: Scope, template: str, context: dict[str, t.Any]) -> str:
         if self._processors:
@@ -199,38 +202,44 @@ class ConsentMiddleware:
             nonce = scope.get("state", {}).get("csp_nonce")
         return str(nonce) if nonce else None
 
+    def make_page(self, scope: Scope, visitor: Visitor) -> Page:
+        """The consent markup of a request to this app."""
+        route = _route_path(scope)
+        query = scope.get("query_string", b"").decode("latin-1")
+        return Page(
+            visitor,
+            self._urls_for(scope.get("root_path", "")),
+            functools.partial(self._render, scope),
+            here=scope["path"] + (f"?{query}" if query else ""),
+            is_own_page=route == self._prefix or route.startswith(self._prefix + "/"),
+            nonce=functools.partial(self._nonce, scope),
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         settings = self.settings
-        visitor = Visitor(
-            self.site,
-            ScopeRequest(scope),
-            strict=self.debug,
-            select_language=self._bind(settings.language_selector, scope),
-            select_profile=self._bind(settings.profile_selector, scope),
-        )
-        root = scope.get("root_path", "")
-        route = _route_path(scope)
-        is_own = route == self._prefix or route.startswith(self._prefix + "/")
-        query = scope.get("query_string", b"").decode("latin-1")
-        page = Page(
-            visitor,
-            self._urls_for(root),
-            functools.partial(self._render, scope),
-            here=scope["path"] + (f"?{query}" if query else ""),
-            is_own_page=is_own,
-            nonce=functools.partial(self._nonce, scope),
-        )
+        visitor = Visitor(self.site, ScopeRequest(scope), strict=self.debug)
+        if self._has_selectors:
+            visitor.bind_selectors(
+                self._bind(settings.language_selector, scope),
+                self._bind(settings.profile_selector, scope),
+            )
+        state = RequestState(visitor, self, scope)
         scope.setdefault("state", {})["consent"] = visitor
-        token = set_page(page)
+        token = CURRENT.set(state)
         try:
-            if is_own:
+            path: str = scope["path"]
+            root = scope.get("root_path")
+            if root and path.startswith(root):
+                path = path[len(root) :] or "/"
+            prefix = self._prefix
+            if path == prefix or path.startswith(prefix + "/"):
                 await self._endpoint(
-                    scope, receive, send, page, route[len(self._prefix) :]
+                    scope, receive, send, state.page, path[len(prefix) :]
                 )
-            elif route == "/.well-known/gpc.json" and settings.gpc_support:
+            elif path == "/.well-known/gpc.json" and settings.gpc_support:
                 body = json.dumps(gpc_support_resource(settings.gpc_last_update))
                 await Sender(send).respond(
                     200,
@@ -239,17 +248,27 @@ class ConsentMiddleware:
                     [(b"cache-control", b"public, max-age=86400")],
                 )
             else:
-                await self._call_app(scope, receive, send, page)
+                exchange = Exchange(self, scope, send, state)
+                try:
+                    await self.app(scope, receive, exchange.send)
+                except ConsentRequiredError as err:
+                    if exchange.started:
+                        raise
+                    page = state.page
+                    context = page.requires_context(err.key)
+                    await self._page(
+                        Sender(send), scope, page, "consent/requires.html", context, 403
+                    )
         finally:
-            reset_page(token)
+            CURRENT.reset(token)
 
     # The app's responses.
 
-    def _injects(self, message: Message) -> tuple[bool, str | None]:
+    def injects(self, message: Message) -> tuple[bool, str | None]:
         """Whether the banner goes into this response, and the body's
         compression (when a compression middleware inside this one already
         encoded it)."""
-        if not self.settings.auto_inject:
+        if not self._auto_inject:
             return False, None
         status = message["status"]
         if status in _SKIP_STATUS or status // 100 == 3:
@@ -268,70 +287,16 @@ class ConsentMiddleware:
             return False, None
         return True, coding
 
-    async def _call_app(
-        self, scope: Scope, receive: Receive, send: Send, page: Page
-    ) -> None:
-        sender = Sender(send)
-        held: Message | None = None
-        injector: StreamInjector | None = None
-        recoder: Recoder | None = None
-
-        async def start(message: Message, added: int = 0) -> None:
-            headers = list(message.get("headers", ()))
-            if recoder is not None:
-                # The encoded length is known only at the end: send chunked.
-                headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-            headers = await self._finish_headers(scope, page, headers, added)
-            await sender.send({**message, "headers": headers})
-
-        async def wrapped(message: Message) -> None:
-            nonlocal held, injector, recoder
-            kind = message["type"]
-            if kind == "http.response.start":
-                injects, coding = self._injects(message)
-                if injects:
-                    held, injector = message, StreamInjector(page.injection)
-                    recoder = Recoder(coding) if coding else None
-                    return
-                await start(message)
-                return
-            if kind != "http.response.body" or injector is None:
-                await sender.send(message)
-                return
-            more = message.get("more_body", False)
-            body = message.get("body", b"")
-            out = injector.feed(recoder.decode(body) if recoder else body)
-            if not more:
-                out += injector.close()
-            if recoder is not None:
-                out = recoder.encode(out, final=not more)
-            if held is not None and (injector.decided or not more):
-                await start(held, 0 if recoder else injector.added)
-                held = None
-            if held is None and (out or not more):
-                await sender.send(
-                    {"type": "http.response.body", "body": out, "more_body": more}
-                )
-
-        try:
-            await self.app(scope, receive, wrapped)
-        except ConsentRequiredError as err:
-            if sender.started:
-                raise
-            context = page.requires_context(err.key)
-            await self._page(sender, scope, page, "consent/requires.html", context, 403)
-
-    async def _finish_headers(
+    async def finish_headers(
         self,
         scope: Scope,
-        page: Page,
+        visitor: Visitor,
         headers: list[tuple[bytes, bytes]],
         added: int = 0,
     ) -> list[tuple[bytes, bytes]]:
         """The response's headers with the core's decisions applied: the
         ``Set-Cookie`` filter, the cookie plan, the cache headers, and the
         length of what was inserted."""
-        visitor = page.visitor
         cookies = [
             v.decode("latin-1") for k, v in headers if k.lower() == b"set-cookie"
         ]
@@ -365,7 +330,7 @@ class ConsentMiddleware:
             for spec in visitor.cookie_plan()
         )
         if visitor.consulted:
-            _mark_private(headers, self.site.vary)
+            mark_private(headers, self.site.vary)
         return headers
 
     # The library's own endpoints.
@@ -461,9 +426,9 @@ class ConsentMiddleware:
         if outcome.is_json:
             await self._json(sender, scope, page, state_json(visitor), no_store=True)
             return
-        headers = await self._finish_headers(
+        headers = await self.finish_headers(
             scope,
-            page,
+            page.visitor,
             [
                 (b"location", outcome.target.encode("latin-1")),
                 (b"cache-control", b"no-store"),
@@ -567,7 +532,7 @@ class ConsentMiddleware:
         ]
         if no_store:
             headers.append((b"cache-control", b"no-store"))
-        headers = await self._finish_headers(scope, page, headers)
+        headers = await self.finish_headers(scope, page.visitor, headers)
         await sender.send(
             {"type": "http.response.start", "status": status, "headers": headers}
         )
@@ -631,20 +596,3 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _mark_private(headers: list[tuple[bytes, bytes]], vary: tuple[str, ...]) -> None:
-    """Mark a response that depends on the visitor's consent."""
-    values: dict[bytes, str] = {}
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered in (b"vary", b"cache-control"):
-            values[lowered] = ", ".join(
-                filter(None, (values.get(lowered), value.decode("latin-1")))
-            )
-    headers[:] = [
-        (k, v) for k, v in headers if k.lower() not in (b"vary", b"cache-control")
-    ]
-    headers.append((b"vary", merge_vary(values.get(b"vary"), vary).encode("latin-1")))
-    control = private_cache_control(values.get(b"cache-control"))
-    headers.append((b"cache-control", control.encode("latin-1")))

@@ -36,6 +36,7 @@ from ..settings import Settings
 from ..site import Site
 from ._context import EXTENSION
 from ._context import AppState
+from ._context import current_consent
 from ._context import current_visitor
 from ._context import page
 from ._context import site_of
@@ -110,8 +111,8 @@ class Consent:
         self._states[app] = AppState(site)
         app.extensions[EXTENSION] = self
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
-        app.context_processor(_template_context)
-        app.jinja_env.globals.update(TEMPLATE_GLOBALS)
+        # Globals, not a context processor: a render pays nothing for them.
+        app.jinja_env.globals.update(TEMPLATE_GLOBALS, consent=current_consent)
         # Flask runs after_request hooks last-registered first: put ours at
         # the end of that order, so it sees the cookies every other hook and
         # extension set, including those set up before this one.
@@ -212,12 +213,6 @@ def _requires_page(key: str) -> Response:
     return response
 
 
-def _template_context() -> dict[str, t.Any]:
-    from ._context import current_consent
-
-    return {"consent": current_consent}
-
-
 _SKIP_STATUS = frozenset({204, 304})
 
 
@@ -225,6 +220,12 @@ def _finish_response(response: Response) -> Response:
     """Write cookies, show the banner and mark responses for caches."""
     current = current_visitor()
     site = current.site if current is not None else site_of()
+    if (
+        current is None
+        and not site.settings.auto_inject
+        and "Set-Cookie" not in response.headers
+    ):
+        return response  # nothing of this response depended on consent
     if (
         site.settings.auto_inject
         and response.mimetype == "text/html"
