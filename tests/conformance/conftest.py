@@ -127,6 +127,15 @@ class Client(t.Protocol):
         content: bytes | None = None,
     ) -> Response: ...
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: cabc.Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response: ...
+
     def set_cookie(self, name: str, value: str, *, path: str = "/") -> None: ...
 
     def get_cookie(self, name: str) -> str | None: ...
@@ -139,17 +148,29 @@ class FlaskClient:
         self._client = app.test_client(use_cookies=use_cookies)
 
     @staticmethod
+    def _request_kwargs(headers: cabc.Mapping[str, str] | None) -> dict[str, t.Any]:
+        # The test client computes Content-Length from the body it sends; a
+        # WSGI server passes on what the client declared, even a lie.
+        sent = dict(headers or {})
+        kwargs: dict[str, t.Any] = {"headers": sent}
+        for name in [n for n in sent if n.lower() == "content-length"]:
+            kwargs["environ_overrides"] = {"CONTENT_LENGTH": sent.pop(name)}
+        return kwargs
+
+    @staticmethod
     def _wrap(response: t.Any) -> Response:
-        return Response(
-            response.status_code,
-            response.get_data(as_text=True),
-            Headers(response.headers.items()),
-        )
+        # Closed as a WSGI server closes what it sent: a static file's too.
+        with response:
+            return Response(
+                response.status_code,
+                response.get_data(as_text=True),
+                Headers(response.headers.items()),
+            )
 
     def get(
         self, path: str, *, headers: cabc.Mapping[str, str] | None = None
     ) -> Response:
-        return self._wrap(self._client.get(path, headers=dict(headers or {})))
+        return self._wrap(self._client.get(path, **self._request_kwargs(headers)))
 
     def post(
         self,
@@ -160,7 +181,7 @@ class FlaskClient:
         headers: cabc.Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> Response:
-        kwargs: dict[str, t.Any] = {"headers": dict(headers or {})}
+        kwargs = self._request_kwargs(headers)
         if json is not None:
             kwargs["json"] = json
         elif content is not None:
@@ -168,6 +189,19 @@ class FlaskClient:
         else:
             kwargs["data"] = dict(data or {})
         return self._wrap(self._client.post(path, **kwargs))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: cabc.Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response:
+        kwargs = self._request_kwargs(headers)
+        return self._wrap(
+            self._client.open(path, method=method, data=content, **kwargs)
+        )
 
     def set_cookie(self, name: str, value: str, *, path: str = "/") -> None:
         self._client.set_cookie(name, value, path=path)
@@ -178,6 +212,12 @@ class FlaskClient:
 
     def delete_cookie(self, name: str) -> None:
         self._client.delete_cookie(name)
+
+
+def _wire(headers: cabc.Mapping[str, str] | None) -> dict[str, bytes]:
+    """Header values as bytes on the wire: Latin-1, as a server decodes them
+    (the test client would encode text as ASCII only)."""
+    return {name: value.encode("latin-1") for name, value in (headers or {}).items()}
 
 
 class ASGIClient:
@@ -198,7 +238,7 @@ class ASGIClient:
         self, path: str, *, headers: cabc.Mapping[str, str] | None = None
     ) -> Response:
         return self._wrap(
-            self._client.get(path, headers=dict(headers or {}), follow_redirects=False)
+            self._client.get(path, headers=_wire(headers), follow_redirects=False)
         )
 
     def post(
@@ -211,7 +251,7 @@ class ASGIClient:
         content: bytes | None = None,
     ) -> Response:
         kwargs: dict[str, t.Any] = {
-            "headers": dict(headers or {}),
+            "headers": _wire(headers),
             "follow_redirects": False,
         }
         if json is not None:
@@ -221,6 +261,23 @@ class ASGIClient:
         else:
             kwargs["data"] = dict(data or {})
         return self._wrap(self._client.post(path, **kwargs))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: cabc.Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response:
+        response = self._client.request(
+            method,
+            path,
+            headers=_wire(headers),
+            content=content,
+            follow_redirects=False,
+        )
+        return self._wrap(response)
 
     def set_cookie(self, name: str, value: str, *, path: str = "/") -> None:
         self._client.cookies.set(name, value, domain="localhost", path=path)
