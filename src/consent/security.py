@@ -128,8 +128,11 @@ def check_same_origin(
             )
         return
     if referrer:
-        parts = urlsplit(referrer)
-        if f"{parts.scheme}://{parts.netloc}" != site:
+        try:
+            parts = urlsplit(referrer)
+        except ValueError:  # such as "http://[": no page of this site
+            parts = None
+        if parts is None or f"{parts.scheme}://{parts.netloc}" != site:
             raise ForbiddenChoiceError(
                 "The choice was sent from another site's page; make it on this"
                 " site's own banner."
