@@ -18,6 +18,7 @@ import logging
 import os
 import typing as t
 from urllib.parse import parse_qs
+from urllib.parse import quote
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
@@ -442,7 +443,7 @@ class ConsentMiddleware:
             scope,
             page,
             [
-                (b"location", outcome.target.encode("latin-1")),
+                (b"location", _location(outcome.target)),
                 (b"cache-control", b"no-store"),
                 (b"content-length", b"0"),
             ],
@@ -578,6 +579,12 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         return path[len(root) :] or "/"
     return path
+
+
+def _location(target: str) -> bytes:
+    """A ``Location`` header for a path on this site, in ASCII: other
+    characters percent-encoded as UTF-8, as werkzeug's ``redirect`` does."""
+    return quote(target, safe="%!$&'()*+,/:;=?@#").encode("ascii")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
