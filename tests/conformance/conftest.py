@@ -214,18 +214,33 @@ class FlaskClient:
         self._client.delete_cookie(name)
 
 
-def _wire(headers: cabc.Mapping[str, str] | None) -> dict[str, bytes]:
-    """Header values as bytes on the wire: Latin-1, as a server decodes them
-    (the test client would encode text as ASCII only)."""
-    return {name: value.encode("latin-1") for name, value in (headers or {}).items()}
-
-
 class ASGIClient:
     def __init__(self, app: t.Any, *, use_cookies: bool = True) -> None:
         from starlette.testclient import TestClient
 
-        self._client = TestClient(app, base_url="http://localhost")
+        self._raw: list[tuple[bytes, bytes]] = []
+
+        async def with_raw_headers(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+            # The test client sends header values as UTF-8; a server passes
+            # on the bytes the client sent, which the app reads as Latin-1.
+            if scope["type"] == "http" and self._raw:
+                names = {name for name, _ in self._raw}
+                kept = [(k, v) for k, v in scope["headers"] if k not in names]
+                scope = {**scope, "headers": kept + self._raw}
+            await app(scope, receive, send)
+
+        self._client = TestClient(with_raw_headers, base_url="http://localhost")
         self._use_cookies = use_cookies
+
+    def _wire(self, headers: cabc.Mapping[str, str] | None) -> dict[str, str]:
+        """The headers for the test client; those with values beyond ASCII
+        go into the scope as their Latin-1 bytes instead."""
+        sent = dict(headers or {})
+        self._raw = [
+            (name.lower().encode("latin-1"), sent.pop(name).encode("latin-1"))
+            for name in [n for n, v in sent.items() if not v.isascii()]
+        ]
+        return sent
 
     def _wrap(self, response: t.Any) -> Response:
         if not self._use_cookies:
@@ -238,7 +253,7 @@ class ASGIClient:
         self, path: str, *, headers: cabc.Mapping[str, str] | None = None
     ) -> Response:
         return self._wrap(
-            self._client.get(path, headers=_wire(headers), follow_redirects=False)
+            self._client.get(path, headers=self._wire(headers), follow_redirects=False)
         )
 
     def post(
@@ -251,7 +266,7 @@ class ASGIClient:
         content: bytes | None = None,
     ) -> Response:
         kwargs: dict[str, t.Any] = {
-            "headers": _wire(headers),
+            "headers": self._wire(headers),
             "follow_redirects": False,
         }
         if json is not None:
@@ -273,7 +288,7 @@ class ASGIClient:
         response = self._client.request(
             method,
             path,
-            headers=_wire(headers),
+            headers=self._wire(headers),
             content=content,
             follow_redirects=False,
         )
