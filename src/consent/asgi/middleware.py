@@ -408,7 +408,9 @@ class ConsentMiddleware:
         choice_request = ChoiceRequest(
             origin_of_site=f"{scope.get('scheme', 'http')}://{_header(scope, b'host')}",
             content_type=_header(scope, b"content-type"),
-            content_length=int(length) if length and length.isdigit() else None,
+            content_length=int(length)
+            if length and length.isascii() and length.isdigit()
+            else None,
             fetch_site=_header(scope, b"sec-fetch-site"),
             origin=_header(scope, b"origin"),
             referrer=_header(scope, b"referer"),
