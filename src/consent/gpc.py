@@ -82,12 +82,13 @@ def has_gpc(header_values: cabc.Iterable[str]) -> bool:
     The GPC specification says to ignore every other value (``"0"``,
     ``"true"``, ``" 1 "``), and to honour the signal when one of several
     headers carries it. Servers join repeated headers with commas
-    (``"0, 1"``), so a joined value is split first.
+    (``"0, 1"``), so a joined value is split first, dropping only the spaces
+    and tabs around the commas.
     """
     for value in header_values:
         if value == "1":
             return True
-        if "," in value and any(part.strip() == "1" for part in value.split(",")):
+        if "," in value and any(part.strip(" \t") == "1" for part in value.split(",")):
             return True
     return False
 

@@ -85,18 +85,27 @@ class CSRFProtection:
         try:
             signed = self._serializer.loads(token, max_age=self.max_age)
         except SignatureExpired as err:
-            if isinstance(err.payload, str) and hmac.compare_digest(err.payload, nonce):
+            if isinstance(err.payload, str) and _same(err.payload, nonce):
                 raise ExpiredFormError(
                     "The form was open for too long and has expired: choose again."
                 ) from None
             signed = None
         except BadData:
             signed = None
-        if not isinstance(signed, str) or not hmac.compare_digest(signed, nonce):
+        if not isinstance(signed, str) or not _same(signed, nonce):
             raise ForbiddenChoiceError(
                 "The form's security token is not valid (the page may be old):"
                 " reload the page and choose again."
             )
+
+
+def _same(signed: str, nonce: str) -> bool:
+    """Compare in constant time, as bytes: the nonce comes from a cookie,
+    which may hold any character, and :func:`hmac.compare_digest` refuses
+    text beyond ASCII."""
+    return hmac.compare_digest(
+        signed.encode("utf-8", "surrogatepass"), nonce.encode("utf-8", "surrogatepass")
+    )
 
 
 def check_same_origin(
@@ -128,8 +137,11 @@ def check_same_origin(
             )
         return
     if referrer:
-        parts = urlsplit(referrer)
-        if f"{parts.scheme}://{parts.netloc}" != site:
+        try:
+            parts = urlsplit(referrer)
+        except ValueError:  # such as "http://[": no page of this site
+            parts = None
+        if parts is None or f"{parts.scheme}://{parts.netloc}" != site:
             raise ForbiddenChoiceError(
                 "The choice was sent from another site's page; make it on this"
                 " site's own banner."

@@ -222,6 +222,15 @@ class Client(t.Protocol):
         content: bytes | None = None,
     ) -> Response: ...
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: cabc.Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response: ...
+
     def set_cookie(self, name: str, value: str, *, path: str = "/") -> None: ...
 
     def get_cookie(self, name: str) -> str | None: ...
@@ -244,19 +253,33 @@ class FlaskClient:
         self._client = app.test_client(use_cookies=use_cookies)
         self._base_url = f"http://localhost{root_path}/"
 
+    def _request_kwargs(
+        self, path: str, headers: RequestHeaders | None
+    ) -> dict[str, t.Any]:
+        # The test client computes Content-Length from the body it sends; a
+        # WSGI server passes on what the client declared, even a lie.
+        sent = _headers(headers)
+        kwargs: dict[str, t.Any] = {"headers": sent, "base_url": self._base(path)}
+        if isinstance(sent, dict):
+            for name in [n for n in sent if n.lower() == "content-length"]:
+                kwargs["environ_overrides"] = {"CONTENT_LENGTH": sent.pop(name)}
+        return kwargs
+
     @staticmethod
     def _wrap(response: t.Any) -> Response:
-        return Response(
-            response.status_code, response.get_data(), Headers(response.headers.items())
-        )
+        # Closed as a WSGI server closes what it sent: a static file's too.
+        with response:
+            return Response(
+                response.status_code,
+                response.get_data(),
+                Headers(response.headers.items()),
+            )
 
     def _base(self, path: str) -> str | None:
         return None if "://" in path else self._base_url
 
     def get(self, path: str, *, headers: RequestHeaders | None = None) -> Response:
-        return self._wrap(
-            self._client.get(path, headers=_headers(headers), base_url=self._base(path))
-        )
+        return self._wrap(self._client.get(path, **self._request_kwargs(path, headers)))
 
     def post(
         self,
@@ -267,10 +290,7 @@ class FlaskClient:
         headers: RequestHeaders | None = None,
         content: bytes | None = None,
     ) -> Response:
-        kwargs: dict[str, t.Any] = {
-            "headers": _headers(headers),
-            "base_url": self._base(path),
-        }
+        kwargs = self._request_kwargs(path, headers)
         if json is not None:
             kwargs["json"] = json
         elif content is not None:
@@ -278,6 +298,19 @@ class FlaskClient:
         else:
             kwargs["data"] = dict(data or {})
         return self._wrap(self._client.post(path, **kwargs))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: cabc.Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response:
+        kwargs = self._request_kwargs(path, headers)
+        return self._wrap(
+            self._client.open(path, method=method, data=content, **kwargs)
+        )
 
     def set_cookie(self, name: str, value: str, *, path: str = "/") -> None:
         self._client.set_cookie(name, value, path=path)
@@ -302,13 +335,39 @@ class ASGIClient:
     def __init__(self, app: t.Any, *, use_cookies: bool = True, root_path: str = ""):
         from starlette.testclient import TestClient
 
-        self._client = TestClient(app, base_url="http://localhost", root_path=root_path)
+        self._raw: list[tuple[bytes, bytes]] = []
+
+        async def with_raw_headers(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+            # The test client sends header values as UTF-8; a server passes
+            # on the bytes the client sent, which the app reads as Latin-1.
+            if scope["type"] == "http" and self._raw:
+                names = {name for name, _ in self._raw}
+                kept = [(k, v) for k, v in scope["headers"] if k not in names]
+                scope = {**scope, "headers": kept + self._raw}
+            await app(scope, receive, send)
+
+        self._client = TestClient(
+            with_raw_headers, base_url="http://localhost", root_path=root_path
+        )
         self._use_cookies = use_cookies
         self._root_path = root_path
 
     def _url(self, path: str) -> str:
         # ASGI: the path of a mounted app's request includes its root path.
         return path if "://" in path else self._root_path + path
+
+    def _wire(self, headers: RequestHeaders | None) -> t.Any:
+        """The headers for the test client; those with values beyond ASCII
+        go into the scope as their Latin-1 bytes instead."""
+        sent = _headers(headers)
+        pairs = list(sent.items()) if isinstance(sent, dict) else sent
+        self._raw = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in pairs
+            if not value.isascii()
+        ]
+        kept = [(name, value) for name, value in pairs if value.isascii()]
+        return dict(kept) if isinstance(sent, dict) else kept
 
     def _wrap(self, response: t.Any) -> Response:
         if not self._use_cookies:
@@ -322,7 +381,7 @@ class ASGIClient:
     def get(self, path: str, *, headers: RequestHeaders | None = None) -> Response:
         return self._wrap(
             self._client.get(
-                self._url(path), headers=_headers(headers), follow_redirects=False
+                self._url(path), headers=self._wire(headers), follow_redirects=False
             )
         )
 
@@ -336,7 +395,7 @@ class ASGIClient:
         content: bytes | None = None,
     ) -> Response:
         kwargs: dict[str, t.Any] = {
-            "headers": _headers(headers),
+            "headers": self._wire(headers),
             "follow_redirects": False,
         }
         if json is not None:
@@ -346,6 +405,23 @@ class ASGIClient:
         else:
             kwargs["data"] = dict(data or {})
         return self._wrap(self._client.post(self._url(path), **kwargs))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: cabc.Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Response:
+        response = self._client.request(
+            method,
+            self._url(path),
+            headers=self._wire(headers),
+            content=content,
+            follow_redirects=False,
+        )
+        return self._wrap(response)
 
     def set_cookie(self, name: str, value: str, *, path: str = "/") -> None:
         # The jar keeps what the app set under "localhost.local" (its name

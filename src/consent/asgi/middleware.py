@@ -18,6 +18,7 @@ import logging
 import os
 import typing as t
 from urllib.parse import parse_qs
+from urllib.parse import quote
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
@@ -395,7 +396,9 @@ class ConsentMiddleware:
         choice_request = ChoiceRequest(
             origin_of_site=f"{scope.get('scheme', 'http')}://{_header(scope, b'host')}",
             content_type=_header(scope, b"content-type"),
-            content_length=int(length) if length and length.isdigit() else None,
+            content_length=int(length)
+            if length and length.isascii() and length.isdigit()
+            else None,
             fetch_site=_header(scope, b"sec-fetch-site"),
             origin=_header(scope, b"origin"),
             referrer=_header(scope, b"referer"),
@@ -430,7 +433,7 @@ class ConsentMiddleware:
             scope,
             page.visitor,
             [
-                (b"location", outcome.target.encode("latin-1")),
+                (b"location", _location(outcome.target)),
                 (b"cache-control", b"no-store"),
                 (b"content-length", b"0"),
             ],
@@ -566,6 +569,12 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         return path[len(root) :] or "/"
     return path
+
+
+def _location(target: str) -> bytes:
+    """A ``Location`` header for a path on this site, in ASCII: other
+    characters percent-encoded as UTF-8, as werkzeug's ``redirect`` does."""
+    return quote(target, safe="%!$&'()*+,/:;=?@#").encode("ascii")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
