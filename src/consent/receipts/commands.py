@@ -33,8 +33,8 @@ from ..state import METHODS
 from .export import export_chunks
 from .keeper import ReceiptKeeper
 from .spool import DurableRecorder
-from .spool import rejected_paths
-from .spool import spool_paths
+from .spoolfile import rejected_paths
+from .spoolfile import spool_paths
 from .stats import key_totals
 from .stats import ordered_keys
 from .store import is_store_error
