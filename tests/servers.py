@@ -232,23 +232,34 @@ class Visitor:
         """``GET path``: the status and the page."""
         return self._request("GET", path)
 
-    def choose(self, action: str = "accept_all", page: str = "/") -> int:
-        """Load ``page``, take the CSRF token of its banner, post ``action``
-        from it as its form does; the status of the post (303 when kept).
+    @staticmethod
+    def csrf_token(html: str) -> str:
+        """The CSRF token of the banner form in ``html``.
 
         :raises ValueError: when the page has no banner form.
         """
-        status, html = self.get(page)
         match = _CSRF.search(html)
-        if status != 200 or match is None:
-            raise ValueError(f"GET {page} answered {status} without a banner form.")
-        body = urllib.parse.urlencode(
-            {"action": action, "csrf_token": match[1], "next": page}
-        ).encode()
+        if match is None:
+            raise ValueError("The page has no banner form.")
+        return match[1]
+
+    def post_choice(
+        self,
+        action: str,
+        token: str,
+        *,
+        chosen: cabc.Iterable[str] = (),
+        page: str = "/",
+    ) -> int:
+        """Post ``action`` (and, for ``save``, the ``chosen`` keys) from the
+        banner of ``page``, as its form does; the status (303 when kept)."""
+        fields = [("action", action), ("csrf_token", token), ("next", page)]
+        if action == "save":
+            fields += [("choice", key) for key in chosen]
         status, _ = self._request(
             "POST",
             "/consent",
-            body,
+            urllib.parse.urlencode(fields).encode(),
             **{
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Origin": self.origin,
@@ -256,3 +267,14 @@ class Visitor:
             },
         )
         return status
+
+    def choose(self, action: str = "accept_all", page: str = "/") -> int:
+        """Load ``page``, take the CSRF token of its banner, and post
+        ``action`` from it; the status of the post (303 when kept).
+
+        :raises ValueError: when the page has no banner form.
+        """
+        status, html = self.get(page)
+        if status != 200:
+            raise ValueError(f"GET {page} answered {status}.")
+        return self.post_choice(action, self.csrf_token(html), page=page)
