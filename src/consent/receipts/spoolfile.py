@@ -177,6 +177,14 @@ def file_lock(lock: threading.Lock, path: str) -> cabc.Iterator[None]:
             os.close(fd)
 
 
+def _last_byte(fd: int, size: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, 1, size - 1)
+    # Windows: reading moves the offset, not where an append goes.
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    return os.read(fd, 1)
+
+
 def replay_file(
     path: str,
     add: cabc.Callable[[list[Receipt], list[ShownTexts]], None],
@@ -441,7 +449,7 @@ class SpoolLog:
             if found.st_size and not self._is_torn:
                 # A crash may have cut its last line short: end it, so that
                 # only that line is lost and not the next one too.
-                self._is_torn = os.pread(fd, 1, found.st_size - 1) != b"\n"
+                self._is_torn = _last_byte(fd, found.st_size) != b"\n"
         except BaseException:
             os.close(fd)
             raise
