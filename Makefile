@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo demo-asgi test bench lint chromium postgres redis clean
+.PHONY: demo demo-asgi test bench loadtest lint chromium postgres redis clean
 NODE_STAMP := node_modules/.installed
 
 $(BIN)/python:
@@ -59,6 +59,12 @@ lint: $(STAMP)
 bench: $(STAMP) $(NODE_STAMP) chromium postgres
 	@command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk time; }
 	$(BIN)/python -m bench
+
+# The demo under gunicorn and uvicorn (2 workers each), PostgreSQL cut off
+# for 10 s in the middle; writes its figures to docs/reliability.md. Not part
+# of `make test`.
+loadtest: $(STAMP) postgres
+	$(BIN)/python -m bench.loadtest
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from consent.cli import main
+from consent.receipts import DurableRecorder
 from consent.receipts import Receipt
 from consent.receipts import ShownTexts
 from consent.receipts import SQLiteReceiptStore
@@ -179,3 +180,46 @@ def test_the_commands_on_postgresql(pg_schema: str) -> None:
     assert data["keys"]["analytics"]["granted"] == 2
     shown = run("show", "visitor-1", *where)
     assert "texts       not on record" in shown.output
+
+
+def test_readers_replay_the_spools_first(folder: Path) -> None:
+    # A receipt answered a moment ago waits in a live worker's spool: show,
+    # receipt and export find it all the same.
+    store = SQLiteReceiptStore(folder / "consent-receipts.db")
+    spool = folder / "consent-spool-4242.jsonl"
+    worker = DurableRecorder(store, spool, background=False)
+    fresh = receipt_n(9, consent_id="visitor-9")
+    worker.record(fresh)
+    worker.close()
+    assert store.get(fresh.receipt_id) is None
+    store.close()
+    source = ("--url", "sqlite", "--folder", str(folder))
+    shown = run("show", "visitor-9", *source)
+    assert shown.exit_code == 0, shown.output
+    assert fresh.receipt_id in shown.output
+    assert not spool.exists()
+    assert run("receipt", fresh.receipt_id, *source).exit_code == 0
+    exported = run("export", "--format", "jsonl", *source)
+    assert fresh.receipt_id in exported.output
+
+
+def test_a_reader_that_cannot_replay_reads_what_the_store_has(
+    folder: Path, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "spools"
+    spool_dir.mkdir()
+    # A spool this reader cannot read (here: a folder where its replay goes).
+    (spool_dir / "consent-spool-1.jsonl.replaying").mkdir()
+    result = run(
+        "show",
+        "visitor-1",
+        "--url",
+        "sqlite",
+        "--folder",
+        str(folder),
+        "--spool-dir",
+        str(spool_dir),
+    )
+    assert result.exit_code == 0, result.output
+    assert "could not be replayed" in result.output
+    assert "3 receipts for consent id visitor-1" in result.output

@@ -17,7 +17,7 @@ from consent.receipts import ReceiptKeeper
 from consent.receipts import ReceiptNotKeptError
 from consent.receipts import SQLiteReceiptStore
 from consent.receipts import keeper as keeper_module
-from consent.receipts.spool import spool_paths
+from consent.receipts.spoolfile import spool_paths
 from consent.state import ConsentState
 from tests.factories import T0
 from tests.isolated import run_isolated
@@ -142,7 +142,7 @@ def test_identical_repeats_are_kept_once(keepers, policy: Policy) -> None:
     # Once the window has passed, the same choice is receipted again.
     later = keep(keeper, decision(policy, method="preferences", seconds=70))
     assert later != by_form
-    assert store.count() == 6
+    assert keeper.store().count() == 6
 
 
 def test_repeats_are_receipted_when_the_window_is_off(keepers, policy) -> None:

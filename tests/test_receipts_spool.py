@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -18,6 +19,7 @@ from consent.receipts import Receipt
 from consent.receipts import ReceiptNotKeptError
 from consent.receipts import ShownTexts
 from consent.receipts import SQLiteReceiptStore
+from consent.receipts import adopt_spool
 from tests.factories import T0
 from tests.factories import receipt_n
 
@@ -69,15 +71,56 @@ def recorders():
         recorder.close()
 
 
-def test_record_goes_to_the_store(tmp_path, recorders):
+def test_record_goes_to_the_spool_then_to_the_store(tmp_path, recorders):
     store = SQLiteReceiptStore(tmp_path / "receipts.db")
-    recorder = recorders(store, tmp_path / "spool.jsonl")
+    spool = tmp_path / "spool.jsonl"
+    recorder = recorders(store, spool, background=True)
     receipt = receipt_n()
     recorder.record(receipt)
+    assert recorder.sync(10)
     assert store.get(receipt.receipt_id) == receipt
-    assert not (tmp_path / "spool.jsonl").exists()
-    assert recorder.flush() == 0
+    recorder.close()
+    # Everything it spooled is in the store: a clean stop leaves no file.
+    assert [name for name in os.listdir(tmp_path) if "spool" in name] == []
     store.close()
+
+
+class BlockedStore:
+    """A SQLite store whose writes wait until the gate opens: a database
+    that hangs."""
+
+    def __init__(self, inner: SQLiteReceiptStore) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def add(self, receipt):
+        self.add_many([receipt])
+
+    def add_many(self, receipts):
+        self.calls += 1
+        self.gate.wait(30)
+        self.inner.add_many(receipts)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_receipt_is_on_disk_when_record_returns(tmp_path, recorders):
+    # The database hangs: record() does not wait for it, and what it
+    # answered for is in the spool, whole lines, before it returns.
+    store = BlockedStore(SQLiteReceiptStore(tmp_path / "receipts.db"))
+    spool = tmp_path / "spool.jsonl"
+    recorder = recorders(store, spool, background=True, timeout=0.2)
+    receipts = [receipt_n(n) for n in range(5)]
+    for receipt in receipts:
+        recorder.record(receipt)
+        assert receipt.to_json() in spooled_lines(spool)
+    assert not recorder.sync(0.2)
+    store.gate.set()
+    assert recorder.sync(10)
+    assert list(store.inner.iter_receipts()) == receipts
+    store.inner.close()
 
 
 def test_locked_database_spools_and_flush_replays_once(tmp_path, recorders):
@@ -260,54 +303,75 @@ class CountingStore:
 
 def test_concurrent_receipts_share_one_commit(tmp_path, recorders):
     store = CountingStore(SQLiteReceiptStore(tmp_path / "receipts.db"))
-    recorder = recorders(store, tmp_path / "spool.jsonl", timeout=10)
+    recorder = recorders(store, tmp_path / "spool.jsonl", background=True)
     receipts = [receipt_n() for _ in range(40)]
     threads = [threading.Thread(target=recorder.record, args=(r,)) for r in receipts]
     for thread in threads:
         thread.start()
-    # Hold the first writes back so that the others queue up behind them.
-    time.sleep(0.2)
-    store.gate.set()
     for thread in threads:
         thread.join(10)
+    # Every post was answered with the store held back; the first write
+    # waits, and the others queue up behind it.
+    assert len(spooled_lines(tmp_path / "spool.jsonl")) == 40
+    store.gate.set()
+    assert recorder.sync(10)
     assert store.count() == 40
-    assert not (tmp_path / "spool.jsonl").exists()
     assert store.writes < 40
     store.inner.close()
 
 
-def test_slow_store_times_out_to_the_spool(tmp_path, recorders):
+def test_a_slow_store_does_not_slow_record(tmp_path, recorders):
     spool = tmp_path / "spool.jsonl"
     store = GatedStore(SQLiteReceiptStore(tmp_path / "receipts.db"))
-    recorder = recorders(store, spool, timeout=0.2, retry_interval=3600)
+    recorder = recorders(store, spool, background=True, timeout=0.2)
     receipt = receipt_n()
-    started = time.monotonic()
     recorder.record(receipt)
-    assert time.monotonic() - started < 2
+    # Answered while the store still holds the write.
+    assert not store.done.is_set()
     assert spooled_lines(spool) == [receipt.to_json()]
     store.gate.set()
     assert store.done.wait(10)
-    assert recorder.flush() == 1
+    assert recorder.sync(10)
     assert store.count() == 1
     store.inner.close()
 
 
-def test_failing_store_is_left_alone_for_the_retry_interval(
+def test_record_never_calls_the_store_while_the_spool_works(
     tmp_path, broken_dir, recorders
 ):
     store = RecordingStore(SQLiteReceiptStore(broken_dir / "r.db", timeout=0.1))
     spool = tmp_path / "spool.jsonl"
-    recorder = recorders(store, spool, retry_interval=3600)
+    recorder = recorders(store, spool)
     for n in range(5):
         recorder.record(receipt_n(n))
+    assert store.calls == 0
+    assert len(spooled_lines(spool)) == 5
+    repair(broken_dir)
+    assert recorder.flush() == 5
+    assert store.calls == 1
+    assert store.inner.count() == 5
+    store.inner.close()
+
+
+def test_a_failing_store_is_left_alone_for_the_retry_interval(
+    tmp_path, broken_dir, recorders
+):
+    store = RecordingStore(SQLiteReceiptStore(broken_dir / "r.db", timeout=0.1))
+    spool = tmp_path / "spool.jsonl"
+    recorder = recorders(store, spool, background=True, retry_interval=3600)
+    recorder.record(receipt_n(0))
+    deadline = time.monotonic() + 10
+    while store.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.calls == 1
+    for n in range(1, 5):
+        recorder.record(receipt_n(n))
+    assert not recorder.sync(0.3)
     assert store.calls == 1
     assert len(spooled_lines(spool)) == 5
     repair(broken_dir)
     assert recorder.flush() == 5
-    # A successful replay proves the store is back.
-    recorder.record(receipt_n(9))
-    assert store.calls == 3
-    assert store.inner.count() == 6
+    assert store.inner.count() == 5
     store.inner.close()
 
 
@@ -454,11 +518,13 @@ def test_texts_go_to_the_store_once_before_their_receipts(tmp_path, recorders):
         calls.append([t.texts_hash for t in texts]),
         store.inner.add_texts(texts),
     )
-    recorder = recorders(store, tmp_path / "spool.jsonl")
+    recorder = recorders(store, tmp_path / "spool.jsonl", background=True)
     texts = texts_version(1)
     for n in range(3):
         recorder.record(receipt_n(n, texts_hash=texts.texts_hash), texts)
+        assert recorder.sync(10)
     assert calls == [[texts.texts_hash]]
+    assert recorder.knows_texts(texts.texts_hash)
     assert store.inner.get_texts(texts.texts_hash) == texts
     assert store.inner.count() == 3
     store.inner.close()
@@ -515,3 +581,186 @@ def test_spooled_texts_that_do_not_match_their_hash_are_set_aside(
     rejected = (tmp_path / "spool.jsonl.rejected").read_text().splitlines()
     assert rejected == [forged]
     assert stat.S_IMODE((tmp_path / "spool.jsonl.rejected").stat().st_mode) == 0o600
+
+
+# Spools of dead processes: the owner lock and adoption.
+
+_OWNER = """
+import sys, time, uuid
+from datetime import datetime, timezone
+from consent.receipts import DurableRecorder, Receipt, SQLiteReceiptStore
+
+store = SQLiteReceiptStore(sys.argv[1], timeout=0.1)
+recorder = DurableRecorder(store, sys.argv[2], retry_interval=3600)
+for n in range(int(sys.argv[3])):
+    recorder.record(Receipt(
+        receipt_id=uuid.uuid4().hex, consent_id="dead", created_at=datetime.now(
+        timezone.utc), revision="r1", texts_hash="h", choices=(("analytics", True),),
+        method="banner", language="en", path="/", user_agent="", ip=None,
+    ))
+print("recorded", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def owner_process(broken_dir):
+    """Start a process that records ``count`` receipts into ``spool`` while
+    its database is down, then waits (owning its spool) until killed."""
+    started = []
+
+    def start(spool, count):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _OWNER, str(broken_dir / "r.db"), str(spool)]
+            + [str(count)],
+            stdout=subprocess.PIPE,
+        )
+        started.append(proc)
+        assert proc.stdout.readline() == b"recorded\n"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def wait_for(condition, limit=20.0):
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_live_recorder_adopts_the_spool_of_a_killed_process(
+    tmp_path, owner_process, recorders
+):
+    dead = tmp_path / "consent-spool-101.jsonl"
+    victim = owner_process(dead, 7)
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    live = recorders(
+        store, tmp_path / "consent-spool-202.jsonl", background=True, adopt_interval=0.1
+    )
+    # Alive, it owns its spool: nobody replays it.
+    assert adopt_spool(store, dead) is None
+    time.sleep(0.3)
+    assert store.count() == 0
+    assert len(spooled_lines(dead)) == 7
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    # Dead, its lock went with it: a live recorder replays its receipts and
+    # removes its files, without anyone running flush.
+    assert wait_for(lambda: store.count() == 7)
+    assert len(store.for_consent_id("dead")) == 7
+    assert wait_for(lambda: not list(tmp_path.glob("consent-spool-101.*")))
+    live.close()
+    store.close()
+
+
+def test_adoption_at_start_and_once_between_adopters(tmp_path, recorders):
+    # A spool left by a process that stopped during an outage: no process
+    # owns it. Two adopters at once: each receipt is kept once, and only
+    # one of them replays it.
+    dead = tmp_path / "consent-spool-303.jsonl"
+    broken = SQLiteReceiptStore(tmp_path / "missing" / "r.db", timeout=0.1)
+    writer = recorders(broken, dead)
+    receipts = [receipt_n(n) for n in range(50)]
+    for receipt in receipts:
+        writer.record(receipt)
+    writer.close()
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(adopt_spool(store, dead)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results, key=lambda r: r or 0) in ([None, 50], [0, 50])
+    assert list(store.iter_receipts()) == receipts
+    # A recorder that starts finds nothing more to adopt.
+    recorders(store, tmp_path / "consent-spool-404.jsonl", background=True)
+    assert store.count() == 50
+    store.close()
+
+
+def test_a_recorder_that_starts_adopts_what_waits(tmp_path, recorders):
+    dead = tmp_path / "consent-spool-505.jsonl"
+    broken = SQLiteReceiptStore(tmp_path / "missing" / "r.db", timeout=0.1)
+    writer = recorders(broken, dead)
+    writer.record(receipt_n(0))
+    writer.close()
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    # The interval is long: only the look at start can find it.
+    recorders(
+        store,
+        tmp_path / "consent-spool-606.jsonl",
+        background=True,
+        adopt_interval=3600,
+    )
+    assert wait_for(lambda: store.count() == 1)
+    store.close()
+
+
+def test_a_reused_process_id_does_not_hide_a_dead_spool(tmp_path, recorders):
+    # The spool is named after this very process (a dead process had its
+    # id): the name says nothing, the free owner lock does.
+    dead = tmp_path / f"consent-spool-{os.getpid()}.jsonl"
+    broken = SQLiteReceiptStore(tmp_path / "missing" / "r.db", timeout=0.1)
+    writer = recorders(broken, dead)
+    writer.record(receipt_n(0))
+    writer.close()
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    recorders(store, tmp_path / "consent-spool-1.jsonl", background=True)
+    assert wait_for(lambda: store.count() == 1)
+    store.close()
+
+
+def test_adoption_waits_while_the_store_is_down(
+    tmp_path, broken_dir, broken_store, recorders
+):
+    dead = tmp_path / "consent-spool-707.jsonl"
+    writer = recorders(broken_store, dead)
+    writer.record(receipt_n(0))
+    writer.close()
+    live = recorders(
+        broken_store,
+        tmp_path / "consent-spool-808.jsonl",
+        background=True,
+        adopt_interval=0.05,
+    )
+    time.sleep(0.3)
+    assert len(spooled_lines(dead)) == 1
+    repair(broken_dir)
+    assert wait_for(lambda: broken_store.count() == 1)
+    live.close()
+
+
+def test_an_erased_receipt_does_not_come_back_from_memory(tmp_path, recorders):
+    # A receipt answered, waiting for the shipper, when another process
+    # takes the spool to replay it and erases the visitor's receipts (the
+    # `erase` command): the shipper must not write it again afterwards.
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    spool = tmp_path / "spool.jsonl"
+    live = recorders(store, spool, background=True)
+    # Hold the shipper back, as a store that failed a moment ago does.
+    live._skip_store_until = time.monotonic() + 3600
+    receipt = receipt_n(0, consent_id="erase-me")
+    live.record(receipt)
+    other = recorders(store, spool)
+    assert other.flush() == 1
+    assert store.erase("erase-me") == 1
+    live._skip_store_until = 0.0
+    assert live.sync(10)
+    assert store.for_consent_id("erase-me") == []
+    # Receipts recorded after the replay go to the store as usual.
+    later = receipt_n(1)
+    live.record(later)
+    assert live.sync(10)
+    assert store.get(later.receipt_id) == later
+    store.close()

@@ -113,10 +113,13 @@ DEFAULTS: dict[str, t.Any] = {
     "CONSENT_RECEIPTS_PEPPER": None,
     # Days (or a timedelta) receipts are kept before they are purged.
     "CONSENT_RECEIPTS_RETENTION": DEFAULT_RETENTION,
-    # Seconds a consent post waits for the database before spooling.
+    # Seconds a receipt waits for the database when the spool cannot be
+    # written, and a reader in the process waits for receipts just answered.
     "CONSENT_RECEIPTS_TIMEOUT": 2.0,
     # Where each process keeps its spool; None: the app's folder.
     "CONSENT_RECEIPTS_SPOOL_DIR": None,
+    # Seconds between two looks for spools of dead processes to replay.
+    "CONSENT_RECEIPTS_ADOPT_INTERVAL": 10.0,
     # The database schema of the receipt tables; None: the connection's.
     "CONSENT_RECEIPTS_SCHEMA": None,
 }
@@ -282,6 +285,7 @@ class Settings:
     receipts_timeout: float
     receipts_spool_dir: str | None
     receipts_schema: str | None
+    receipts_adopt_interval: float = 10.0
 
     @property
     def csrf_cookie_name(self) -> str:
@@ -448,4 +452,7 @@ class Settings:
             receipts_timeout=read.number("CONSENT_RECEIPTS_TIMEOUT", minimum=0.01),
             receipts_spool_dir=read.text("CONSENT_RECEIPTS_SPOOL_DIR", optional=True),
             receipts_schema=read.text("CONSENT_RECEIPTS_SCHEMA", optional=True),
+            receipts_adopt_interval=read.number(
+                "CONSENT_RECEIPTS_ADOPT_INTERVAL", minimum=0.1
+            ),
         )

@@ -96,6 +96,7 @@ class Site:
                 timeout=settings.receipts_timeout,
                 texts=settings.texts,
                 schema=settings.receipts_schema,
+                adopt_interval=settings.receipts_adopt_interval,
             )
 
     def translator(self, language: str) -> Translator:

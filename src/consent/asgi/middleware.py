@@ -217,6 +217,12 @@ class ConsentMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        keeper = self.site.receipts
+        if keeper is not None and not keeper.is_started:
+            # When each worker process starts (lifespan) or serves its first
+            # request: replay what dead workers left in their spools.
+            if scope["type"] in ("http", "lifespan"):
+                await run_in_threadpool(keeper.start)
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

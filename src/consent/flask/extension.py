@@ -220,6 +220,10 @@ def _finish_response(response: Response) -> Response:
     """Write cookies, show the banner and mark responses for caches."""
     current = current_visitor()
     site = current.site if current is not None else site_of()
+    if site.receipts is not None and not site.receipts.is_started:
+        # The first response of each worker process: replay what dead
+        # workers left in their spools, from now on.
+        site.receipts.start()
     if (
         current is None
         and not site.settings.auto_inject

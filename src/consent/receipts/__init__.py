@@ -19,7 +19,9 @@ Art. 5(1)(c) and Art. 25).
 One concept per module: :mod:`~consent.receipts.record`,
 :mod:`~consent.receipts.privacy`, :mod:`~consent.receipts.store`,
 :mod:`~consent.receipts.sqlite`, :mod:`~consent.receipts.sql` (and
-:mod:`~consent.receipts.libpq`), :mod:`~consent.receipts.spool`,
+:mod:`~consent.receipts.libpq`), :mod:`~consent.receipts.spool` (and
+:mod:`~consent.receipts.spoolfile`, :mod:`~consent.receipts.writer`,
+:mod:`~consent.receipts.adopt`),
 :mod:`~consent.receipts.export`, :mod:`~consent.receipts.stats`,
 :mod:`~consent.receipts.keeper`, :mod:`~consent.receipts.urls`, and the
 ``consent receipts`` command in :mod:`~consent.receipts.commands`.
@@ -27,6 +29,7 @@ One concept per module: :mod:`~consent.receipts.record`,
 
 from ..exceptions import ReceiptNotKeptError as ReceiptNotKeptError
 from ..model import DEFAULT_RETENTION as DEFAULT_RETENTION
+from .adopt import adopt_spool as adopt_spool
 from .export import CSV_COLUMNS as CSV_COLUMNS
 from .export import ExportFormat as ExportFormat
 from .export import export_chunks as export_chunks

@@ -33,8 +33,8 @@ from ..state import METHODS
 from .export import export_chunks
 from .keeper import ReceiptKeeper
 from .spool import DurableRecorder
-from .spool import rejected_paths
-from .spool import spool_paths
+from .spoolfile import rejected_paths
+from .spoolfile import spool_paths
 from .stats import key_totals
 from .stats import ordered_keys
 from .store import is_store_error
@@ -216,6 +216,7 @@ def _show(front: FrontEnd) -> click.Command:
         show -- -Xy1...
         """
         store = run.store()
+        _catch_up(run, store)
         receipts = store.for_consent_id(consent_id)
         if not receipts:
             if fmt != "jsonl":
@@ -243,6 +244,7 @@ def _receipt(front: FrontEnd) -> click.Command:
         id: look a visitor up with show.)
         """
         store = run.store()
+        _catch_up(run, store)
         found = store.get(receipt_id)
         if found is None:
             raise click.ClickException(f"No receipt has the id {receipt_id}.")
@@ -313,6 +315,7 @@ def _export(front: FrontEnd) -> click.Command:
         """
         written = 0
         store = run.store()
+        _catch_up(run, store)
         with contextlib.ExitStack() as stack:
             if output:
                 try:
@@ -371,6 +374,31 @@ def _replay_spools(run: Run, store: ReceiptStore) -> list[tuple[str, int]]:
             recorder.close()
         replayed.append((path, count))
     return replayed
+
+
+def _catch_up(run: Run, store: ReceiptStore) -> None:
+    """Replay the spools this command can see before it reads, so that it
+    shows receipts answered a moment ago too; a reader that cannot (another
+    user's spools, the database refusing writes) reads what the store has."""
+    keeper = run.keeper
+    if not os.path.isdir(keeper.spool_dir):
+        return
+    for path in spool_paths(keeper.spool_dir):
+        recorder = DurableRecorder(
+            store, path, timeout=keeper.timeout, background=False
+        )
+        try:
+            recorder.flush()
+        except Exception as err:
+            click.echo(
+                f"Note: {os.path.basename(path)} could not be replayed"
+                f" ({type(err).__name__}); receipts answered in the last moments"
+                " may be missing.",
+                err=True,
+            )
+            return
+        finally:
+            recorder.close()
 
 
 def _flush(front: FrontEnd) -> click.Command:

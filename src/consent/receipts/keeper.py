@@ -34,8 +34,10 @@ from .record import Receipt
 from .record import ShownTexts
 from .record import canonical_json
 from .record import hash_texts
+from .spool import ADOPT_INTERVAL
 from .spool import DurableRecorder
-from .spool import spool_name
+from .spoolfile import spool_name
+from .store import is_store_error
 from .urls import check_url
 from .urls import open_store
 
@@ -108,8 +110,9 @@ class ReceiptKeeper:
     :param pepper: The secret for ``"hash"`` (``CONSENT_RECEIPTS_PEPPER``).
     :param retention: How long receipts are kept, in days or as a
         timedelta (``CONSENT_RECEIPTS_RETENTION``).
-    :param timeout: Seconds a decision waits for the store before its
-        receipt goes to the spool (``CONSENT_RECEIPTS_TIMEOUT``).
+    :param timeout: Seconds a receipt waits for the store when the spool
+        cannot be written, and :meth:`store` waits for receipts just
+        answered (``CONSENT_RECEIPTS_TIMEOUT``).
     :param texts: The app's text overrides, ``{language: {key: text}}``
         (``CONSENT_TEXTS``), part of what was shown.
     :param schema: The PostgreSQL schema of the tables
@@ -117,6 +120,8 @@ class ReceiptKeeper:
     :param duplicate_window: How long an identical repeated decision of one
         consent id is not receipted again (see :meth:`keep`); zero turns
         this off.
+    :param adopt_interval: Seconds between two looks for spools of dead
+        processes to replay (``CONSENT_RECEIPTS_ADOPT_INTERVAL``).
     :raises ConfigurationError: for a setting that cannot work.
 
     .. versionchanged:: 0.1
@@ -138,6 +143,7 @@ class ReceiptKeeper:
         texts: cabc.Mapping[str, cabc.Mapping[str, str]] | None = None,
         schema: str | None = None,
         duplicate_window: float | timedelta = DUPLICATE_WINDOW,
+        adopt_interval: float = ADOPT_INTERVAL,
     ) -> None:
         if ip_mode not in IP_MODES:
             raise ConfigurationError(
@@ -185,6 +191,8 @@ class ReceiptKeeper:
         self.schema = schema
         #: How long an identical repeated decision is not receipted again.
         self.duplicate_window = duplicate_window
+        #: Seconds between two looks for spools of dead processes.
+        self.adopt_interval = float(adopt_interval)
         self.texts: cabc.Mapping[str, cabc.Mapping[str, str]] = texts or {}
         self._lock = threading.Lock()
         self._store: ReceiptStore | None = None
@@ -195,6 +203,7 @@ class ReceiptKeeper:
             collections.OrderedDict()
         )
         self._reported: set[tuple[str, str]] = set()
+        self._started = 0
 
     @classmethod
     def from_config(
@@ -227,6 +236,7 @@ class ReceiptKeeper:
             timeout=float(get("CONSENT_RECEIPTS_TIMEOUT")),
             texts=config.get("CONSENT_TEXTS") or {},
             schema=get("CONSENT_RECEIPTS_SCHEMA"),
+            adopt_interval=float(get("CONSENT_RECEIPTS_ADOPT_INTERVAL")),
         )
 
     def __repr__(self) -> str:
@@ -238,11 +248,26 @@ class ReceiptKeeper:
         return self.url is not None
 
     def store(self) -> ReceiptStore:
-        """The receipt store of this process (opened on first use).
+        """The receipt store of this process (opened on first use), holding
+        every receipt this process has answered.
+
+        Receipts reach the store a moment after their answer (see
+        :class:`~consent.receipts.DurableRecorder`): this waits up to
+        :attr:`timeout` seconds for those this process recorded, so that a
+        reader here (the dashboard, a test) sees them all.
 
         :raises ConfigurationError: when receipts are off.
         :raises OSError: when the folder of a SQLite file cannot be created.
+
+        .. versionchanged:: 0.2
+            Waits for the receipts this process recorded.
         """
+        recorder = self._recorder
+        if recorder is not None and self._pid == os.getpid():
+            recorder.sync(self.timeout)
+        return self._open_store()
+
+    def _open_store(self) -> ReceiptStore:
         pid = os.getpid()
         store = self._store
         if store is not None and self._pid == pid:
@@ -265,7 +290,7 @@ class ReceiptKeeper:
         recorder = self._recorder
         if recorder is not None and self._pid == os.getpid():
             return recorder
-        store = self.store()
+        store = self._open_store()
         with self._lock:
             if self._recorder is None:
                 try:
@@ -281,10 +306,48 @@ class ReceiptKeeper:
                         " set CONSENT_RECEIPTS_SPOOL_DIR",
                     )
                 spool = os.path.join(self.spool_dir, spool_name(os.getpid()))
-                recorder = DurableRecorder(store, spool, timeout=self.timeout)
+                recorder = DurableRecorder(
+                    store,
+                    spool,
+                    timeout=self.timeout,
+                    adopt_interval=self.adopt_interval,
+                )
                 self._recorder = recorder
                 atexit.register(recorder.close)
             return self._recorder
+
+    @property
+    def is_started(self) -> bool:
+        """True once :meth:`start` ran in this process (or receipts are off)."""
+        return self.url is None or self._started == os.getpid()
+
+    def start(self) -> None:
+        """Open this process's recorder now, if it is not open yet.
+
+        A recorder replays the spools of dead processes in its folder when
+        it opens and every :attr:`adopt_interval` seconds after that, so
+        that a worker killed during an outage leaves no receipt waiting for
+        a person. The adapters call this on the first request each process
+        serves (and the ASGI adapter on ``lifespan`` startup); a server hook
+        that runs when a worker starts (gunicorn's ``post_worker_init``) may
+        call it too. It never raises: trouble is logged, and a receipt that
+        cannot be kept is refused when it comes.
+
+        .. versionadded:: 0.2
+        """
+        if self.url is None or self._started == os.getpid():
+            return
+        self._started = os.getpid()
+        try:
+            self.recorder()
+        except Exception as err:
+            if not is_store_error(err):
+                raise
+            logger.error(
+                "The receipt recorder could not start (%s); it starts again with"
+                " the next receipt.",
+                type(err).__name__,
+            )
 
     def close(self) -> None:
         """Stop the recorder and close the store (tests, shutdown); both
@@ -448,9 +511,13 @@ class ReceiptKeeper:
                 f"The receipts folder {self.folder!r} cannot be created."
             ) from err
         texts_hash, canonical = self.shown_texts(language)
-        texts = ShownTexts(
-            texts_hash=texts_hash, canonical=canonical, first_seen=receipt.created_at
-        )
+        texts = None
+        if not recorder.knows_texts(texts_hash):
+            texts = ShownTexts(
+                texts_hash=texts_hash,
+                canonical=canonical,
+                first_seen=receipt.created_at,
+            )
         try:
             recorder.record(receipt, texts)
         except ReceiptNotKeptError as err:

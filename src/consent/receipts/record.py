@@ -52,6 +52,8 @@ TEXT_FIELDS = (
 )
 
 _JSON_FORMAT = 1
+# One encoder for every line: json.dumps with options builds a new one.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _require_id(name: str, value: object) -> None:
@@ -170,19 +172,30 @@ class Receipt:
             :func:`~consent.receipts.privacy.anonymize_ip`.
         :param now: When the receipt is made; ``state.given_at`` by default.
         """
-        return cls(
-            receipt_id=uuid.uuid4().hex,
-            consent_id=state.consent_id,
-            created_at=state.given_at if now is None else now,
-            revision=state.revision,
-            texts_hash=texts_hash,
-            choices=tuple(state.choices(policy).items()),
-            method=state.method,
-            language=language,
-            path=path,
-            user_agent=reduce_user_agent(user_agent),
-            ip=ip,
+        # Every consent post builds one: the checks of __post_init__ are
+        # made here once, on the values that come from outside (the
+        # consent id, the language, the path, the IP), and the object is
+        # filled without running them again.
+        _require_id("consent_id", state.consent_id)
+        receipt = object.__new__(cls)
+        fields = receipt.__dict__
+        fields["receipt_id"] = uuid.uuid4().hex
+        fields["consent_id"] = state.consent_id
+        fields["created_at"] = require_aware(
+            "created_at", state.given_at if now is None else now
         )
+        fields["revision"] = clean_text(state.revision, MAX_ID)
+        fields["texts_hash"] = clean_text(texts_hash, MAX_ID)
+        granted = state.granted
+        fields["choices"] = tuple((key, key in granted) for key in policy.choice_keys)
+        fields["method"] = state.method
+        fields["language"] = clean_text(language, MAX_LANGUAGE)
+        fields["path"] = clean_text(cut_path(path), MAX_PATH)
+        fields["user_agent"] = clean_text(
+            reduce_user_agent(user_agent), MAX_USER_AGENT
+        ).strip()
+        fields["ip"] = (clean_text(ip, MAX_ID) or None) if ip is not None else None
+        return receipt
 
     def choices_dict(self) -> dict[str, bool]:
         """The choices as a new dict, key to granted."""
@@ -190,7 +203,7 @@ class Receipt:
 
     def to_json(self) -> str:
         """Serialize to one line of JSON, as written to the spool."""
-        return json.dumps(
+        return _ENCODER.encode(
             {
                 "v": _JSON_FORMAT,
                 "receipt_id": self.receipt_id,
@@ -204,8 +217,7 @@ class Receipt:
                 "path": self.path,
                 "user_agent": self.user_agent,
                 "ip": self.ip,
-            },
-            separators=(",", ":"),
+            }
         )
 
     @classmethod
