@@ -32,8 +32,8 @@ from consent.asgi import consent_given
 from consent.asgi import current_consent
 from consent.asgi import requires
 from consent.asgi.testing import find_middleware
-from consent.html import asset_version
-from consent.html import static_files
+from consent.assets import asset_version
+from consent.assets import static_files
 from tests.conftest import PAGE
 from tests.conftest import SECRET_KEY
 from tests.conftest import csrf_token_in
@@ -284,7 +284,7 @@ def test_mounted_app_links_under_its_root_path(tmp_path: Path) -> None:
     assert 'action="/shop/consent"' in html
     assert 'action="/shop/consent/preferences"' in html
     assert 'href="/shop/consent/declaration"' in html
-    assert 'src="/shop/consent/static/consent.js?v=' in html
+    assert 'data-consent-api="/shop/consent"' in html
     token = csrf_token_in(html)
     response = client.post(
         "/shop/consent",

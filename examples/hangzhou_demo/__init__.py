@@ -16,7 +16,7 @@ from flask import Response
 from flask import current_app
 
 from consent.flask import Consent
-from consent.flask import banner_style_hash
+from consent.flask import csp_sources
 
 from .analytics import PageViews
 from .content import load_article
@@ -67,7 +67,7 @@ def _security_headers(response: Response) -> Response:
     :func:`.shared.content_security_policy`)."""
     response.headers.setdefault(
         "Content-Security-Policy",
-        content_security_policy(current_app.config["MAP_ORIGIN"], banner_style_hash()),
+        content_security_policy(current_app.config["MAP_ORIGIN"], csp_sources()),
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response

@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from consent.asgi import ConsentMiddleware
 from consent.asgi import current_consent as consent
 from consent.asgi import safe_next
-from consent.html import banner_style_hash
+from consent.assets import csp_sources
 
 from .analytics import PageViews
 from .content import load_article
@@ -94,7 +94,7 @@ def create_asgi_app(
     templates = Jinja2Templates(directory=TEMPLATES, context_processors=[_links])
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    csp = content_security_policy(map_origin, banner_style_hash())
+    csp = content_security_policy(map_origin, csp_sources())
 
     @app.middleware("http")
     async def security_headers(

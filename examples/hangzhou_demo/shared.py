@@ -96,16 +96,18 @@ def hit_path(body: object) -> str | None:
     return path
 
 
-def content_security_policy(map_origin: str, style_hash: str) -> str:
+def content_security_policy(map_origin: str, sources: dict[str, list[str]]) -> str:
     """A strict Content-Security-Policy for the demo's pages.
 
-    No inline script is allowed, and the only inline style is the banner's,
-    allowed by its hash; the only other origin is the map provider, and only
-    in a frame.
+    No inline script or style is allowed but the banner's, by their hashes
+    (``sources`` is :func:`consent.assets.csp_sources`); the only other origin
+    is the map provider, and only in a frame.
     """
+    script = " ".join(sources["script-src"])
+    style = " ".join(sources["style-src"])
     return (
-        "default-src 'self'; img-src 'self' data:; object-src 'none';"
-        f" style-src 'self' {style_hash};"
+        f"default-src 'self'; script-src {script}; style-src {style};"
+        " img-src 'self' data:; object-src 'none';"
         f" frame-src {map_origin.rstrip('/')}; base-uri 'self'; form-action 'self';"
         " frame-ancestors 'none'"
     )

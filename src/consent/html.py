@@ -9,21 +9,19 @@ adapter provides the URLs, the template renderer and the CSP nonce.
 
 from __future__ import annotations
 
-import base64
 import collections.abc as cabc
 import dataclasses
 import functools
-import hashlib
 import logging
-import mimetypes
-import re
 import typing as t
-from importlib import resources
 
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 from markupsafe import escape
 
+from .assets import asset_version
+from .assets import banner_css
+from .assets import banner_script
 from .declaration import declaration
 from .exceptions import ChoiceError
 from .exceptions import ForbiddenChoiceError
@@ -34,8 +32,6 @@ from .gcm import consent_types
 from .gcm import default_command
 
 if t.TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
-
     from .visitor import Visitor
 
 logger = logging.getLogger(__name__)
@@ -56,53 +52,6 @@ RESERVED_SCRIPT_ATTRIBUTES = frozenset(
         "nonce",
     }
 )
-
-_BODY_START = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
-_BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
-
-
-def static_folder() -> Traversable:
-    """The folder of the library's static files."""
-    return resources.files("consent") / "static" / "consent"
-
-
-@functools.cache
-def static_files() -> dict[str, tuple[bytes, str, str]]:
-    """The content, media type and version (a short hash of the content) of
-    each of the library's static files, by name: read once, and never keyed
-    by a name a request made up."""
-    files = {}
-    for entry in static_folder().iterdir():
-        if entry.is_file():
-            content = entry.read_bytes()
-            files[entry.name] = (
-                content,
-                mimetypes.guess_type(entry.name)[0] or "application/octet-stream",
-                hashlib.sha256(content).hexdigest()[:10],
-            )
-    return files
-
-
-def asset_version(filename: str) -> str:
-    """A short hash of a static file's content, for cache-busting URLs."""
-    return static_files()[filename][2]
-
-
-@functools.cache
-def banner_css() -> str:
-    """The content of ``consent.css``, as the page carries it inline."""
-    return static_files()["consent.css"][0].decode("utf-8")
-
-
-def banner_style_hash() -> str:
-    """The CSP source that allows the inline banner styles.
-
-    For an app whose ``style-src`` allows neither ``'unsafe-inline'`` nor the
-    request's nonce: add this (``'sha256-…'``) to ``style-src``. It changes
-    only with a release of the library.
-    """
-    digest = hashlib.sha256(banner_css().encode()).digest()
-    return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,14 +132,22 @@ class Page:
     # The banner and its assets.
 
     def asset_tags(self, *, css: bool = True, inline: bool = False) -> Markup:
-        """The deferred ``consent.js``, with the banner's styles before it
-        (inline, or a link to the cached ``consent.css``)."""
+        """``consent.js`` (deferred, from its cached file), with the banner's
+        styles before it (a link to the cached ``consent.css``); ``inline``
+        puts both in the page instead, for a first view that waits for no
+        request (``CONSENT_INLINE_ASSETS``)."""
         nonce = self._nonce_attribute()
-        script = escape(self.urls.asset("consent.js"))
-        tags = f'<script src="{script}" defer{nonce}></script>'
-        if css and inline:
-            tags = f"<style{nonce}>{banner_css()}</style>{tags}"
-        elif css:
+        if inline:
+            api = escape(self.urls.update)
+            script = (
+                f'<script data-consent-api="{api}"{nonce}>{banner_script()}</script>'
+            )
+            return Markup(
+                f"<style{nonce}>{banner_css()}</style>{script}" if css else script
+            )
+        src = escape(self.urls.asset("consent.js"))
+        tags = f'<script src="{src}" defer{nonce}></script>'
+        if css:
             sheet = escape(self.urls.asset("consent.css"))
             tags = f'<link rel="stylesheet" href="{sheet}">{tags}'
         return Markup(tags)
@@ -200,12 +157,12 @@ class Page:
         ``consent.js``.
 
         Optional: without it, the banner carries its own tags. While the
-        banner shows, its CSS is in the page (``CONSENT_INLINE_CSS``): a
+        banner shows, its CSS and script are in the page (``CONSENT_INLINE_ASSETS``): a
         first visit then waits for no stylesheet request.
         """
         visitor = self.visitor
         visitor.head_rendered = True
-        inline = visitor.site.settings.inline_css and visitor.shows_banner
+        inline = visitor.site.settings.inline_assets and visitor.shows_banner
         return self.asset_tags(inline=inline)
 
     def context(self) -> dict[str, t.Any]:
@@ -226,7 +183,7 @@ class Page:
             "asset_tags": (
                 Markup("")
                 if visitor.head_rendered
-                else self.asset_tags(inline=visitor.site.settings.inline_css)
+                else self.asset_tags(inline=visitor.site.settings.inline_assets)
             ),
             "update_url": self.urls.update,
             "preferences_url": self.urls.preferences,
@@ -477,116 +434,6 @@ class Page:
         if visitor.head_rendered:
             return None  # consent_head() already loads consent.js
         return str(self.asset_tags(css=False)).encode(), False
-
-
-def inject(body: bytes, markup: bytes, at_start: bool) -> bytes | None:
-    """``body`` with ``markup`` after its ``<body>`` tag (``at_start``) or
-    before its last ``</body>``; ``None`` when the page has no such tag."""
-    if at_start:
-        found = _BODY_START.search(body)
-        if found is not None:
-            return body[: found.end()] + markup + body[found.end() :]
-    ends = list(_BODY_END.finditer(body))
-    if not ends:
-        return None
-    at = ends[-1].start()
-    return body[:at] + markup + body[at:]
-
-
-class StreamInjector:
-    """Put the banner into an HTML body that arrives in chunks.
-
-    Chunks are held until the ``<body>`` tag is seen (at most ``limit``
-    bytes, after which the page goes out as it is and an error is logged),
-    or the body ends. Then ``decide`` says what to insert and where, as
-    :meth:`Page.injection` does: the banner goes right after ``<body>``;
-    ``consent.js`` alone goes before the last ``</body>`` (or at the very end
-    of a page without one), so the tail of each chunk is held back from then
-    on. Once :attr:`decided`, :attr:`added` is how many bytes the page grows
-    by: what a ``Content-Length`` sent after that point must add.
-
-    :param decide: What to insert, called once.
-    :param limit: The most bytes held while looking for ``<body>``.
-    """
-
-    def __init__(
-        self,
-        decide: cabc.Callable[[], tuple[bytes, bool] | None],
-        limit: int = 1 << 20,
-    ) -> None:
-        self._decide = decide
-        self._limit = limit
-        self._held = b""
-        self._markup = b""
-        self._at_end = False
-        #: True once it is known what will be inserted.
-        self.decided = False
-        #: How many bytes the insertion adds, once decided.
-        self.added = 0
-
-    def _make_decision(self) -> None:
-        found = self._decide()
-        self.decided = True
-        if found is not None:
-            self._markup, at_start = found
-            self._at_end = not at_start
-            self.added = len(self._markup)
-
-    def feed(self, chunk: bytes) -> bytes:
-        """The bytes that can go out now (none while undecided)."""
-        self._held += chunk
-        if not self.decided:
-            found = _BODY_START.search(self._held)
-            if found is None:
-                if len(self._held) <= self._limit:
-                    return b""
-                logger.error(
-                    "No <body> tag in the first %d bytes of an HTML page: the"
-                    " consent banner was not added to it.",
-                    self._limit,
-                )
-                self.decided = True
-                out, self._held = self._held, b""
-                return out
-            self._make_decision()
-            if self._markup and not self._at_end:
-                out = (
-                    self._held[: found.end()] + self._markup + self._held[found.end() :]
-                )
-                self._held, self._markup = b"", b""
-                return out
-        if not self._at_end:
-            out, self._held = self._held, b""
-            return out
-        # Before the last </body>: hold back from it (or from what could be
-        # the start of one) to the end.
-        cut = self._held.lower().rfind(b"</body")
-        if cut == -1:
-            cut = self._held.rfind(b"</")
-        if cut == -1:
-            cut = len(self._held)
-        out, self._held = self._held[:cut], self._held[cut:]
-        return out
-
-    def close(self) -> bytes:
-        """The bytes still held when the body ends, with the insertion."""
-        if not self.decided:
-            # No <body> tag: whatever goes in goes before </body>, or, as in
-            # a page that never had one, nowhere.
-            self._make_decision()
-            held, self._held = self._held, b""
-            markup, self._markup = self._markup, b""
-            injected = inject(held, markup, False) if markup else None
-            self.added = 0 if injected is None else len(markup)
-            return held if injected is None else injected
-        held, self._held = self._held, b""
-        if not self._markup:
-            return held
-        markup, self._markup = self._markup, b""
-        injected = inject(held, markup, False)
-        # Content-Length already counts the markup: a page without </body>
-        # gets it at the very end.
-        return held + markup if injected is None else injected
 
 
 class TemplateHelpers:

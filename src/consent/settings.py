@@ -66,9 +66,10 @@ DEFAULTS: dict[str, t.Any] = {
     "CONSENT_MAX_AGE": None,
     "CONSENT_URL_PREFIX": "/consent",
     "CONSENT_AUTO_INJECT": True,
-    # While the banner shows, put its CSS in the page instead of linking
-    # consent.css: no render-blocking request on a first visit.
-    "CONSENT_INLINE_CSS": True,
+    # While the banner shows, put its CSS and script in the page instead of
+    # linking consent.css and consent.js: a first visit makes no request for
+    # them. A strict CSP allows them by nonce or by html.csp_sources().
+    "CONSENT_INLINE_ASSETS": True,
     # None: every shipped language.
     "CONSENT_LANGUAGES": None,
     "CONSENT_DEFAULT_LANGUAGE": DEFAULT_LANGUAGE,
@@ -256,7 +257,7 @@ class Settings:
     cookie_samesite: SameSite | None
     url_prefix: str
     auto_inject: bool
-    inline_css: bool
+    inline_assets: bool
     languages: tuple[str, ...]
     default_language: str
     language_selector: cabc.Callable[..., t.Any] | None
@@ -418,7 +419,7 @@ class Settings:
             cookie_samesite=samesite,
             url_prefix=prefix,
             auto_inject=read.flag("CONSENT_AUTO_INJECT"),
-            inline_css=read.flag("CONSENT_INLINE_CSS"),
+            inline_assets=read.flag("CONSENT_INLINE_ASSETS"),
             languages=languages,
             default_language=default_language,
             language_selector=read.function(

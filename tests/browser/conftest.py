@@ -20,6 +20,8 @@ from playwright.sync_api import sync_playwright
 from werkzeug.serving import BaseWSGIServer
 from werkzeug.serving import make_server
 
+from consent.assets import banner_script_hash
+
 CHROMIUM = "/usr/bin/chromium"
 
 CHROMIUM_ARGS = [
@@ -198,7 +200,9 @@ def context_nojs(browser: Browser) -> cabc.Iterator[BrowserContext]:
 # A small site of our own, beside the demo: one page per layout and theme,
 # with a gated script, a gated embed and a strict Content-Security-Policy.
 
-SITE_CSP = "script-src 'self'; object-src 'none'"
+#: A strict policy: scripts from the site itself, and the banner's inline
+#: script by its hash (consent.assets.csp_sources).
+SITE_CSP = f"script-src 'self' {banner_script_hash()}; object-src 'none'"
 
 SITE_PAGE = """\
 <!doctype html>

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from consent.html import banner_css
-from consent.html import banner_style_hash
+from consent.assets import banner_css
+from consent.assets import banner_style_hash
 from tests.conformance.conftest import DEFAULT_VIEWS
 from tests.conformance.conftest import View
 from tests.conformance.pages import BANNER
@@ -58,9 +58,10 @@ def test_banner_is_injected_first_in_the_body(adapter) -> None:
     html = adapter.make_app().client().get("/").text
     assert html.count(BANNER) == 1
     assert re.search(
-        r"<body[^>]*>\s*(<style>[^<]*</style>\s*)?(<script[^>]*></script>\s*)?"
+        r"<body[^>]*>\s*(<style>[^<]*</style>\s*)?(<script[^>]*>.*?</script>\s*)?"
         r"<aside id=\"cookie-consent\"",
         html,
+        re.DOTALL,
     )
     assert html.index(BANNER) < html.index("</footer>")
 
@@ -119,8 +120,8 @@ def test_banner_styles_are_inline_only_while_it_shows(adapter) -> None:
     assert "<style>" not in after
 
 
-def test_inline_css_can_be_turned_off(adapter) -> None:
-    html = adapter.make_app(CONSENT_INLINE_CSS=False).client().get("/").text
+def test_inline_assets_can_be_turned_off(adapter) -> None:
+    html = adapter.make_app(CONSENT_INLINE_ASSETS=False).client().get("/").text
     assert "<style>" not in html
     assert re.search(
         r'<link rel="stylesheet" href="/consent/static/consent.css\?v=', html

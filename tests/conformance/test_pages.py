@@ -10,7 +10,7 @@ import pytest
 
 from consent import Cookie
 from consent import Policy
-from consent.html import asset_version
+from consent.assets import asset_version
 from tests.conformance.pages import BANNER
 from tests.conformance.pages import post_choice
 from tests.conformance.pages import state_of

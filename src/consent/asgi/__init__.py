@@ -4,6 +4,7 @@ For Starlette, FastAPI and any ASGI app (Quart and Litestar should work);
 install the extra ``cookie-consent[asgi]``.
 """
 
+from ..assets import csp_sources as csp_sources
 from ..security import safe_next as safe_next
 from ..signals import consent_changed as consent_changed
 from ..signals import consent_given as consent_given

@@ -13,7 +13,7 @@ import typing as t
 from ..encoding import Recoder
 from ..headers import merge_vary
 from ..headers import private_cache_control
-from ..html import StreamInjector
+from ..injection import StreamInjector
 
 if t.TYPE_CHECKING:
     from starlette.types import Message

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from .. import signals
+from ..assets import static_files
 from ..choice import ChoiceRequest
 from ..choice import apply_choice
 from ..choice import check_request
@@ -41,7 +42,6 @@ from ..exceptions import RateLimitedError
 from ..gpc import gpc_support_resource
 from ..html import Page
 from ..html import Urls
-from ..html import static_files
 from ..security import safe_next
 from ..settings import Settings
 from ..site import Site

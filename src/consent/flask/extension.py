@@ -29,8 +29,8 @@ from ..exceptions import ConfigurationError
 from ..gpc import gpc_support_resource
 from ..headers import merge_vary
 from ..headers import private_cache_control
-from ..html import StreamInjector
-from ..html import inject
+from ..injection import StreamInjector
+from ..injection import inject
 from ..settings import DEFAULTS
 from ..settings import Settings
 from ..site import Site

@@ -3,8 +3,10 @@ response's consent markup (see :class:`consent.html.Page`)."""
 
 from __future__ import annotations
 
+from ..assets import banner_script_hash as banner_script_hash
+from ..assets import banner_style_hash as banner_style_hash
+from ..assets import csp_sources as csp_sources
 from ..html import TemplateHelpers
-from ..html import banner_style_hash as banner_style_hash
 from ._context import csp_nonce as csp_nonce
 from ._context import page
 

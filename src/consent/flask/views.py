@@ -16,13 +16,13 @@ from flask import render_template
 from flask import request
 
 from .. import signals
+from ..assets import static_files
 from ..choice import ChoiceRequest
 from ..choice import receive
 from ..choice import state_json
 from ..declaration import declaration_json as declaration_body
 from ..exceptions import ChoiceError
 from ..exceptions import RateLimitedError
-from ..html import static_files
 from ..security import safe_next
 from ._context import page
 from ._context import site_of

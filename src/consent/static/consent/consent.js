@@ -1,6 +1,8 @@
 (() => {
-  const d = document,
-    api = new URL("..", d.currentScript.src).href.slice(0, -1),
+  // Inline (while the banner shows) the script carries the endpoint in an
+  // attribute, so its text, and so its CSP hash, stays the same everywhere.
+  const d = document, s = d.currentScript,
+    api = s.dataset.consentApi || new URL("..", s.src).href.slice(0, -1),
     all = (s) => [...d.querySelectorAll(s)],
     one = (s) => d.querySelector(s);
 
@@ -65,9 +67,13 @@
     once && frame(once.closest("[data-consent-embed]"));
   });
 
-  all("[data-consent-load-once]").map((b) => (b.hidden = false));
-  one(".consent-preferences") && prefs();
-  navigator.globalPrivacyControl && !one(".consent-gpc") &&
-    fetch(api).then((r) => r.json())
-      .then((s) => s.gpc || post(s.csrf_token, { action: "reject_all", method: "gpc_js" }));
+  // An inline script runs before the rest of the page is parsed.
+  const start = () => {
+    all("[data-consent-load-once]").map((b) => (b.hidden = false));
+    one(".consent-preferences") && prefs();
+    navigator.globalPrivacyControl && !one(".consent-gpc") &&
+      fetch(api).then((r) => r.json())
+        .then((s) => s.gpc || post(s.csrf_token, { action: "reject_all", method: "gpc_js" }));
+  };
+  d.readyState == "loading" ? d.addEventListener("DOMContentLoaded", start) : start();
 })();
