@@ -1,10 +1,14 @@
 """Every layout and theme of the banner in a real browser: readable, never
-moving or hiding the page, reflowing at 320 px. Screenshots go to
-docs/_static/screenshots/."""
+moving or hiding the page, reflowing at 320 px.
+
+Screenshots go to ``build/screenshots/`` (git-ignored), so a test run leaves
+the working tree as it found it; ``UPDATE_SCREENSHOTS=1`` writes them into
+``docs/_static/screenshots/`` instead, to refresh the docs' pictures."""
 
 from __future__ import annotations
 
 import collections.abc as cabc
+import os
 import re
 from pathlib import Path
 
@@ -14,7 +18,13 @@ from playwright.sync_api import Page
 
 from consent.i18n import available_languages
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "_static" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = (
+    ROOT / "docs" / "_static" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else ROOT / "build" / "screenshots"
+)
+SHOTS.mkdir(parents=True, exist_ok=True)
 
 #: Banner texts for a right-to-left test when no Arabic catalogue ships.
 AR_TEXTS = {
