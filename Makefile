@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo needs less than the tests: `make demo` installs the extra `demo`
+# only; `make test` installs `dev` (everything).
+DEMO_STAMP := $(VENV)/.installed-demo
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo demo-asgi test bench loadtest lint chromium postgres redis clean
@@ -14,12 +17,17 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[demo]"
+	touch $(DEMO_STAMP)
+
+# DEMO_PORT and MAP_PORT choose other ports than 5000 and 5001.
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m examples.hangzhou_demo
 
-demo-asgi: $(STAMP)
+demo-asgi: $(DEMO_STAMP)
 	$(BIN)/python -m examples.hangzhou_demo --asgi
 
 $(CHROMIUM):

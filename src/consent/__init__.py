@@ -45,6 +45,7 @@ from .state import needs_banner as needs_banner
 # The receipt stores load on first use: sqlite3, threads and locks are not
 # worth an import for apps that keep no receipts.
 if _t.TYPE_CHECKING:
+    __version__: str
     from .receipts import DurableRecorder as DurableRecorder
     from .receipts import Receipt as Receipt
     from .receipts import ReceiptKeeper as ReceiptKeeper
@@ -79,6 +80,12 @@ _LAZY = {"Settings": "settings", "Site": "site", "Visitor": "visitor"}
 
 
 def __getattr__(name: str) -> object:
+    if name == "__version__":
+        # The installed distribution's version: the version lives only in
+        # pyproject.toml.
+        from importlib.metadata import version
+
+        return version("cookie-consent")
     if name in _RECEIPTS:
         from . import receipts
 

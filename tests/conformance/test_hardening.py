@@ -71,6 +71,7 @@ def test_the_limit_can_be_turned_off(adapter) -> None:
         assert response.status_code == 303
 
 
+@pytest.mark.redis
 def test_a_shared_storage_counts_across_processes(adapter) -> None:
     # Two apps with one Redis: as two machines behind one load balancer.
     config = {
