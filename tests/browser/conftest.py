@@ -73,13 +73,16 @@ def serve(app: t.Any, host: str = "127.0.0.1", port: int | None = None) -> LiveS
     return LiveServer(server, thread, f"http://{host}:{port}")
 
 
-@pytest.fixture(scope="session")
+# Package scope: while Playwright's sync API is open its event loop counts as
+# running in this thread, which breaks code that later runs a loop of its own
+# (Flask's async views through asgiref) in the tests collected after these.
+@pytest.fixture(scope="package")
 def playwright() -> cabc.Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> cabc.Iterator[Browser]:
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
