@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo demo-asgi test bench loadtest lint chromium postgres redis clean
+.PHONY: demo demo-asgi test bench loadtest lint docs chromium postgres redis clean
 NODE_STAMP := node_modules/.installed
 
 $(BIN)/python:
@@ -63,6 +63,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
+
+# The documentation site, as Read the Docs builds it: warnings are errors.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs build/docs
 
 bench: $(STAMP) $(NODE_STAMP) chromium postgres
 	@command -v wrk >/dev/null && test -x /usr/bin/time || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk time; }

@@ -278,7 +278,7 @@ def table(result: dict[str, t.Any], *, date: str, machine: str, commit: str) -> 
         ),
     ]
     title = "Flask app" if result["adapter"] == "flask" else "ASGI twin"
-    lines = [f"#### {title}", "", "| | |", "| --- | --- |"]
+    lines = [f"### {title}", "", "| | |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines) + "\n"
 
