@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -50,3 +52,69 @@ def ci_scan_arguments() -> list[str]:
     ]
     (arguments,) = commands
     return arguments
+
+
+#: An HTML comment on the line right before a ```python block that cannot
+#: pass ``mypy --strict`` on its own (a fragment on purpose, or a sample of
+#: a package the project does not install): the mypy check leaves it out.
+#: Prefer a sample that type-checks on its own.
+MYPY_SKIP = "<!-- mypy: skip -->"
+
+
+def python_blocks(path: Path, *, checked_only: bool = False) -> list[str]:
+    """The ```python blocks of ``path``, in order; with ``checked_only``,
+    without those right after a :data:`MYPY_SKIP` line.
+    """
+    text = "\n" + path.read_text(encoding="utf-8")
+    pattern = re.compile(r"([^\n]*)\n```python\n(.*?)```", re.DOTALL)
+    return [
+        block
+        for before, block in pattern.findall(text)
+        if not (checked_only and before.strip() == MYPY_SKIP)
+    ]
+
+
+def mypy_strict_errors(blocks: list[str], tmp_path: Path) -> str:
+    """What ``mypy --strict`` says about the code samples ``blocks``, each
+    checked as its own module; ``""`` when they all pass.
+
+    One mypy run checks them all: the modules are ``tmp_path/samples/
+    sample_N.py``, N the block's index, which the errors name.
+    """
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    files = []
+    for index, block in enumerate(blocks):
+        file = folder / f"sample_{index}.py"
+        file.write_text(block, encoding="utf-8")
+        files.append(str(file))
+    if not files:
+        return ""
+    # The samples' own settings only, never the repository's.
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n", encoding="utf-8")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            "--config-file",
+            str(config),
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode == 0:
+        return ""
+    numbered = "\n".join(
+        f"--- sample_{index}.py\n{block}" for index, block in enumerate(blocks)
+    )
+    return f"{done.stdout}{done.stderr}\n{numbered}"

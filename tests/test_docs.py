@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from importlib.metadata import metadata
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from tests.docs_samples import SCAN_DOC
 from tests.docs_samples import ci_scan_arguments
 from tests.docs_samples import ci_workflow
 from tests.docs_samples import code_blocks
+from tests.docs_samples import mypy_strict_errors
+from tests.docs_samples import python_blocks
 from tests.docs_samples import scan_arguments
 from tests.scan_records import closed
 
@@ -139,3 +142,96 @@ def test_scan_finding_codes_are_all_documented() -> None:
     text = SCAN_DOC.read_text(encoding="utf-8")
     missing = [code for code in FINDING_CODES if f"| `{code}` |" not in text]
     assert missing == []
+
+
+# docs/quickstart.md: the Flask and the FastAPI app, each with the page's
+# template, show the banner.
+
+QUICKSTART = ROOT / "docs" / "quickstart.md"
+
+
+def _quickstart_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tmp_path as the app's folder, with the quickstart's template."""
+    (template,) = code_blocks(QUICKSTART, "jinja")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "index.html").write_text(template, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+
+
+def test_quickstart_flask_serves_the_banner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _quickstart_folder(tmp_path, monkeypatch)
+    namespace = _run(_python_blocks(QUICKSTART)[0], tmp_path)
+    app = namespace["create_app"]()  # type: ignore[operator]
+    app.config.update(CONSENT_RECEIPTS_URL=None, TESTING=True)
+    response = app.test_client().get("/")
+    assert response.status_code == 200
+    assert 'id="cookie-consent"' in response.text
+    assert 'data-consent-key="analytics"' in response.text
+    assert "/static/stats.js" in response.text
+
+
+def test_quickstart_fastapi_serves_the_banner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    _quickstart_folder(tmp_path, monkeypatch)
+    (block,) = [b for b in _python_blocks(QUICKSTART) if "FastAPI()" in b]
+    namespace = _run(block, tmp_path)
+    with TestClient(namespace["app"], base_url="http://localhost") as client:  # type: ignore[arg-type]
+        response = client.get("/")
+        assert response.status_code == 200
+        assert 'id="cookie-consent"' in response.text
+        assert "/static/stats.js" in response.text
+        assert client.get("/stats").json() == {"counted": False}
+
+
+# Every ```python sample of the README and of docs/*.md passes mypy --strict,
+# except one right after a `<!-- mypy: skip -->` line (a sample that needs a
+# package the project does not install, such as Flask-Login).
+
+
+def test_python_samples_pass_mypy_strict(tmp_path: Path) -> None:
+    blocks = [
+        block for page in PAGES for block in python_blocks(page, checked_only=True)
+    ]
+    assert len(blocks) >= 10
+    assert mypy_strict_errors(blocks, tmp_path) == ""
+
+
+# The documentation site builds as Read the Docs builds it: warnings are
+# errors.
+
+
+def test_sphinx_builds_the_site(tmp_path: Path) -> None:
+    out = tmp_path / "html"
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+        + ["-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for page in ("index", "api", "quickstart", "changes", "guides/index"):
+        assert (out / f"{page}.html").is_file(), page
+    api = (out / "api.html").read_text(encoding="utf-8")
+    for name in (
+        "consent.Policy",
+        "consent.flask.Consent",
+        "consent.asgi.ConsentMiddleware",
+        "consent.receipts.ReceiptStore",
+        "consent.testing.read_page",
+    ):
+        assert f'id="{name}"' in api, name
+    # The README's links into the site name pages the site has.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    linked = re.findall(
+        r"https://cookie-consent\.readthedocs\.io/en/latest/([^)>\s]+)", readme
+    )
+    assert len(linked) >= 10
+    for path in linked:
+        assert (out / path).is_file(), path
