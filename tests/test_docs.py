@@ -235,3 +235,7 @@ def test_sphinx_builds_the_site(tmp_path: Path) -> None:
     assert len(linked) >= 10
     for path in linked:
         assert (out / path).is_file(), path
+    # docs/templates.md shows the screenshots, relative to the page.
+    templates = (out / "templates.html").read_text(encoding="utf-8")
+    assert 'src="_images/bar-light.png"' in templates
+    assert (out / "_images" / "bar-light.png").is_file()
