@@ -6,7 +6,11 @@ the request, as a real request does after its first access.
 
 - consent: ``CookieCodec.decode(request.cookies.get("consent"), now)``, the
   codec built once, ``now`` taken once (the extension takes it once per
-  request). The value grants 13 keys.
+  request). The value grants 13 keys. The codec keeps the values it has
+  verified (``VERIFIED_CACHE_SIZE``), so a returning visitor's value is
+  checked once per process; the budget is measured on a first sight, the
+  cache emptied before every decode, and the cached decode is printed as
+  context.
 - Flask session: ``app.session_interface.open_session(app, request)``,
   exactly what Flask runs at the start of every request: it builds the
   signing serializer, reads the cookie, verifies it (HMAC-SHA1, timestamp)
@@ -96,9 +100,16 @@ def run() -> dict[str, t.Any]:
         assert dict(interface.open_session(app, request) or {}) == SESSION
 
         def consent_decode() -> object:
+            # A first sight of the value: the codec's cache of values it has
+            # already verified is emptied, so the signature is checked.
+            codec._verified.clear()
+            return codec.decode(request.cookies.get("consent"), now)
+
+        def consent_decode_cached() -> object:
             return codec.decode(request.cookies.get("consent"), now)
 
         def consent_decode_and_resign_check() -> object:
+            codec._verified.clear()
             value = request.cookies.get("consent")
             return codec.decode(value, now), codec.needs_resign(value)  # type: ignore[arg-type]
 
@@ -121,6 +132,7 @@ def run() -> dict[str, t.Any]:
             "consent decode": consent_decode,
             "Flask open_session": flask_open_session,
             "consent decode + needs_resign": consent_decode_and_resign_check,
+            "consent decode, value seen before": consent_decode_cached,
             "Flask serializer built once": flask_serializer_once,
             "itsdangerous JSON loads": itsdangerous_json,
             "bare HMAC-SHA256": bare_hmac,
@@ -134,7 +146,7 @@ def run() -> dict[str, t.Any]:
     ratios = {name: paired_ratio(samples, name, base) for name in samples}
     print(f"  {ROUNDS} interleaved rounds; ratio to {base} (median of paired rounds)")
     for name in samples:
-        print(f"  {name:<31} {ratios[name]:5.2f}×   ({micros[name]:6.2f} µs)")
+        print(f"  {name:<34} {ratios[name]:5.2f}×   ({micros[name]:6.2f} µs)")
     goals = [
         goal(
             "decode / Flask session load",
