@@ -288,3 +288,91 @@ def test_csp_asgi_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert tags
     for attrs, _ in tags:
         assert f'nonce="{nonce}"' in attrs
+
+
+# PostgreSQL and key rotation: nothing here connects to a database.
+
+
+def test_postgresql_url_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "a secret key of the docs, long enough to sign")
+    monkeypatch.delenv("CONSENT_RECEIPTS_URL", raising=False)
+    namespace = _run(_python("postgresql.md")[0], tmp_path, monkeypatch)
+    app = _flask_app(namespace)
+    site = namespace["consent"].site(app)
+    assert site.settings.receipts_schema == "consent"
+    keeper = site.receipts
+    assert keeper is not None
+    assert keeper.url == "postgresql+psycopg://consent@127.0.0.1/site"
+    assert keeper.schema == "consent"
+    assert keeper.spool_dir == app.instance_path
+
+
+def test_postgresql_engine_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("SECRET_KEY", "a secret key of the docs, long enough to sign")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    namespace = _run(_python("postgresql.md")[1], tmp_path, monkeypatch)
+    engine = namespace["engine"]
+    assert isinstance(engine, sa.Engine)
+    assert engine.dialect.name == "postgresql"
+    keeper = namespace["consent"].site(_flask_app(namespace)).receipts
+    assert keeper is not None
+    assert keeper.url is engine
+
+
+def test_gunicorn_hook_starts_the_keeper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = _run(_python("postgresql.md")[2], tmp_path, monkeypatch)["post_worker_init"]
+    # Any app of the guides with receipts on: SQLite in tmp_path.
+    app = _flask_app(_run(_python("embeds.md")[0], tmp_path, monkeypatch))
+    keeper = app.extensions["consent"].site(app).receipts
+    assert not keeper.is_started
+
+    class Worker:
+        wsgi = app
+
+    try:
+        hook(Worker())
+        assert keeper.is_started
+    finally:
+        keeper.close()
+
+
+def _rotation_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, fallbacks: str = ""
+) -> Flask:
+    monkeypatch.setenv("SECRET_KEY", key)
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", fallbacks)
+    return _flask_app(_run(_python("postgresql.md")[3], tmp_path, monkeypatch))
+
+
+def test_key_rotation_keeps_the_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hex keys, as the guide makes them: the fallbacks are split on spaces.
+    old, new = "0123456789abcdef" * 4, "fedcba9876543210" * 4
+    before = _rotation_app(tmp_path, monkeypatch, old).test_client()
+    assert choose(before, "accept_all", "/").status_code == 303
+    cookie = before.get_cookie("consent")
+    assert cookie is not None
+    signed_with_old = cookie.value
+
+    during = _rotation_app(tmp_path, monkeypatch, new, fallbacks=old).test_client()
+    during.set_cookie("consent", signed_with_old)
+    response = during.get("/")
+    assert 'id="cookie-consent"' not in response.text
+    rewritten = during.get_cookie("consent")
+    assert rewritten is not None and rewritten.value != signed_with_old
+    # The time of the choice is kept: the payload differs only in signature.
+    assert rewritten.value.rsplit(".", 1)[0] == signed_with_old.rsplit(".", 1)[0]
+
+    after = _rotation_app(tmp_path, monkeypatch, new).test_client()
+    after.set_cookie("consent", rewritten.value)
+    assert 'id="cookie-consent"' not in after.get("/").text
+    dropped = _rotation_app(tmp_path, monkeypatch, new).test_client()
+    dropped.set_cookie("consent", signed_with_old)
+    assert 'id="cookie-consent"' in dropped.get("/").text
