@@ -376,3 +376,62 @@ def test_key_rotation_keeps_the_choice(
     dropped = _rotation_app(tmp_path, monkeypatch, new).test_client()
     dropped.set_cookie("consent", signed_with_old)
     assert 'id="cookie-consent"' in dropped.get("/").text
+
+
+# Global Privacy Control and regions.
+
+_GATED = re.compile(r'<script\b[^>]*data-consent-key="(analytics|advertising)"[^>]*>')
+
+
+def _live(html: str) -> dict[str, bool]:
+    """Whether each gated script of the page runs (not ``text/plain``)."""
+    return {
+        found[1]: 'type="text/plain"' not in found[0] for found in _GATED.finditer(html)
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "analytics", "advertising", "honored"),
+    [
+        ({"CF-IPCountry": "DE"}, False, False, False),
+        ({"CF-IPCountry": "GB"}, True, False, False),
+        ({"CF-IPCountry": "US"}, True, True, False),
+        ({"CF-IPCountry": "US", "Sec-GPC": "1"}, True, False, True),
+        ({"CF-IPCountry": "US", "Sec-GPC": "true"}, True, True, False),
+        ({}, False, False, False),
+    ],
+)
+def test_regions_table(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    headers: dict[str, str],
+    analytics: bool,
+    advertising: bool,
+    honored: bool,
+) -> None:
+    (sample,) = _python("gpc-and-regions.md")
+    client = _flask_app(_run(sample, tmp_path, monkeypatch)).test_client()
+    response = client.get("/", headers=headers)
+    assert _live(response.text) == {"analytics": analytics, "advertising": advertising}
+    assert ("Opt-out request honored" in response.text) is honored
+    assert 'id="cookie-consent"' in response.text
+    assert "Sec-GPC" in response.headers["Vary"]
+
+
+def test_gpc_opt_out_outlives_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (sample,) = _python("gpc-and-regions.md")
+    client = _flask_app(_run(sample, tmp_path, monkeypatch)).test_client()
+    client.get("/", headers={"CF-IPCountry": "US", "Sec-GPC": "1"})
+    later = client.get("/", headers={"CF-IPCountry": "US"}).text
+    assert _live(later) == {"analytics": True, "advertising": False}
+    assert "Opt-out request honored" in later
+    # Accept all under GPC still leaves sale and sharing refused.
+    choose(client, "accept_all", "/")
+    after = client.get("/", headers={"CF-IPCountry": "US"}).text
+    assert _live(after) == {"analytics": True, "advertising": False}
+    assert client.get("/.well-known/gpc.json").json == {
+        "gpc": True,
+        "lastUpdate": "2026-01-15",
+    }
