@@ -110,7 +110,7 @@ def test_python_samples_pass_mypy_strict(tmp_path: Path) -> None:
             path = tmp_path / f"guide_{name}_{number}.py"
             path.write_text(block, encoding="utf-8")
             files.append(str(path))
-    assert len(files) >= 6
+    assert len(files) >= 13
     done = subprocess.run(
         [
             sys.executable,
@@ -435,3 +435,54 @@ def test_gpc_opt_out_outlives_the_header(
         "gpc": True,
         "lastUpdate": "2026-01-15",
     }
+
+
+# Translating.
+
+
+def _banner_language(html: str) -> str:
+    found = re.search(r'<aside id="cookie-consent"[^>]* lang="([^"]+)"', html)
+    assert found is not None, "no banner"
+    return found[1]
+
+
+def test_translating_sample_negotiates_and_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = _python("translating.md")[0]
+    app = _flask_app(_run(sample, tmp_path, monkeypatch))
+    client = app.test_client()
+
+    german = client.get("/", headers={"Accept-Language": "de-CH,de;q=0.9"}).text
+    assert _banner_language(german) == "de"
+    assert '<html lang="de" dir="ltr">' in german
+    assert "Cookies bei Example" in german
+    assert "Alle ablehnen" in german
+
+    japanese = client.get("/", headers={"Accept-Language": "ja"}).text
+    assert _banner_language(japanese) == "en"
+    assert "Cookies on Example" in japanese
+    assert ">Cookies</a>" in japanese  # the "*" override of settings_link
+
+    client.set_cookie("lang", "fr")
+    french = client.get("/", headers={"Accept-Language": "de"}).text
+    assert _banner_language(french) == "fr"
+    assert "Tout refuser" in french
+
+
+def test_translating_sample_adds_a_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from consent.i18n import load_catalog
+
+    english = load_catalog("en")
+    folder = tmp_path / "translations"
+    folder.mkdir()
+    swahili = {key: f"[sw] {text}" for key, text in english.items()}
+    (folder / "sw.json").write_text(json.dumps(swahili), encoding="utf-8")
+    app = _flask_app(_run(_python("translating.md")[1], tmp_path, monkeypatch))
+    html = app.test_client().get("/", headers={"Accept-Language": "sw"}).text
+    assert _banner_language(html) == "sw"
+    assert f"[sw] {english['button.reject_all']}" in html
