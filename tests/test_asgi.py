@@ -423,3 +423,71 @@ def test_plain_asgi_app_without_starlette(tmp_path: Path) -> None:
     assert BANNER in response.text
     assert response.text.endswith("Hi</body></html>")
     assert "consent_csrf" in response.cookies
+
+
+def test_a_request_leaves_no_reference_cycle(tmp_path: Path) -> None:
+    """The visitor refers to the scope and the scope's state to the visitor:
+    the middleware breaks that cycle when the request ends, so a busy server
+    does not leave every request to the garbage collector."""
+    import asyncio
+    import gc
+    from datetime import datetime
+    from datetime import timezone
+
+    from consent import decide
+
+    async def app(scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        assert scope["state"]["consent"].allows("analytics")
+        body = b"<!doctype html><html><body><main>Page</main></body></html>"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    middleware = ConsentMiddleware(
+        app,
+        make_policy(),
+        secret_key=SECRET_KEY,
+        folder=tmp_path,
+        config=config_of(receipts_url=None),
+    )
+    value = middleware.site.codec.encode(
+        decide(middleware.settings.policy, "accept_all", now=datetime.now(timezone.utc))
+    )
+    sent: list[dict[str, t.Any]] = []
+
+    async def receive() -> dict[str, t.Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, t.Any]) -> None:
+        sent.append(message)
+
+    async def requests(count: int) -> None:
+        for _ in range(count):
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"cookie", f"consent={value}".encode())],
+            }
+            await middleware(scope, receive, send)
+
+    async def garbage_left() -> int:
+        await requests(5)
+        gc.collect()
+        gc.disable()
+        try:
+            await requests(50)
+            sent.clear()
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert asyncio.run(garbage_left()) == 0

@@ -234,7 +234,8 @@ class ConsentMiddleware:
                 self._bind(settings.profile_selector, scope),
             )
         state = RequestState(visitor, self, scope)
-        scope.setdefault("state", {})["consent"] = visitor
+        scope_state = scope.setdefault("state", {})
+        scope_state["consent"] = visitor
         token = CURRENT.set(state)
         try:
             path: str = scope["path"]
@@ -268,6 +269,10 @@ class ConsentMiddleware:
                     )
         finally:
             CURRENT.reset(token)
+            # The visitor refers to the scope: without this, every request
+            # would leave a reference cycle for the garbage collector.
+            if scope_state.get("consent") is visitor:
+                del scope_state["consent"]
 
     # The app's responses.
 
