@@ -31,14 +31,15 @@ rendered by Flask from a template compiled once, and Chromium resolves
 every host name to loopback.
 
 Every response is sent with ``Cross-Origin-Opener-Policy: same-origin`` and
-``Cross-Origin-Embedder-Policy: require-corp``, which makes the pages cross-
-origin isolated: Chromium then reports paint times to the microsecond, where
-it otherwise rounds them to 4 ms, too coarse for budgets of a few
+``Cross-Origin-Embedder-Policy: require-corp``, which makes the pages
+cross-origin isolated: Chromium then reports paint times to the microsecond,
+where it otherwise rounds them to 4 ms, too coarse for budgets of a few
 milliseconds. All their files are same-origin, so nothing else changes; and
 because the empty page between loads is on the same origin too, no load
 starts a new renderer process. Frames that change are drawn back to back
 rather than on a 60 Hz tick, whose phase adds up to 16.7 ms of noise to a
 first paint; frames with nothing new still come about 17 ms apart.
+
 vanilla-cookieconsent hides itself from automated browsers (its
 ``hideFromBots`` option, on by default), so pages are told that no WebDriver
 is in control, as an ordinary visitor's browser says.
