@@ -155,6 +155,7 @@ def _run(env: dict[str, str]) -> dict[str, t.Any]:
         + ", ".join(f"{n} {ms:.1f} ms" for ms, n in slowest)
     )
     goals = [
+        goal("import consent", medians["consent"], GOAL_MS, fmt=".1f", unit=" ms"),
         goal(
             "import consent.flask after flask",
             medians["consent.flask"],
