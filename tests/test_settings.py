@@ -10,6 +10,7 @@ import pytest
 
 from consent import ConfigurationError
 from consent import Policy
+from consent import framing_headers
 from consent.settings import DEFAULTS
 from consent.settings import Settings
 from tests.conftest import make_policy
@@ -131,3 +132,18 @@ def test_unknown_consent_type_in_the_consent_mode_mapping() -> None:
 def test_unknown_setting_is_named() -> None:
     message = error_of(CONSENT_COOKIE_NAMES="choice")
     assert message.startswith("Unknown setting CONSENT_COOKIE_NAMES")
+
+
+@pytest.mark.parametrize("value", ["*", "'self' https://partner.example", ""])
+def test_frame_ancestors_is_self_none_or_left_to_the_app(value: str) -> None:
+    assert "CONSENT_FRAME_ANCESTORS" in error_of(CONSENT_FRAME_ANCESTORS=value)
+
+
+def test_framing_headers_for_an_app() -> None:
+    assert framing_headers() == [
+        ("Content-Security-Policy", "frame-ancestors 'self'"),
+        ("X-Frame-Options", "SAMEORIGIN"),
+    ]
+    assert framing_headers("'none'")[1] == ("X-Frame-Options", "DENY")
+    with pytest.raises(ValueError, match="ancestors"):
+        framing_headers("*")

@@ -32,6 +32,7 @@ from .gpc import US as US
 from .gpc import Profile as Profile
 from .gpc import has_gpc as has_gpc
 from .gpc import profile_for_country as profile_for_country
+from .headers import framing_headers as framing_headers
 from .model import Category as Category
 from .model import Cookie as Cookie
 from .model import Policy as Policy

@@ -35,6 +35,8 @@ from .security import CSRF_MAX_AGE
 #: the centre, or in the page flow at the top of ``<body>``.
 Layout = t.Literal["bar", "box", "center", "inline"]
 LAYOUTS: tuple[Layout, ...] = ("bar", "box", "center", "inline")
+#: Values of ``CONSENT_FRAME_ANCESTORS``.
+FRAME_ANCESTORS = ("'self'", "'none'", None)
 
 #: The banner's colours: light, dark, or following ``prefers-color-scheme``.
 Theme = t.Literal["light", "dark", "auto"]
@@ -90,6 +92,9 @@ DEFAULTS: dict[str, t.Any] = {
     "CONSENT_GPC_LAST_UPDATE": None,
     # A callable returning the CSP nonce of this request.
     "CONSENT_CSP_NONCE": None,
+    # Who may frame the library's own pages (frame-ancestors): "'self'",
+    # "'none'", or None to leave framing headers to the app.
+    "CONSENT_FRAME_ANCESTORS": "'self'",
     "CONSENT_LAYOUT": "bar",
     "CONSENT_THEME": "auto",
     # The receipts dashboard: a callable returning True when the current user
@@ -268,6 +273,8 @@ class Settings:
     gpc_support: bool
     gpc_last_update: str
     csp_nonce: cabc.Callable[..., t.Any] | None
+    #: ``None``: the app sets the framing headers of the library's pages.
+    frame_ancestors: str | None
     layout: Layout
     theme: Theme
     admin_access: cabc.Callable[..., t.Any] | None
@@ -435,6 +442,7 @@ class Settings:
             gpc_support=read.flag("CONSENT_GPC_SUPPORT"),
             gpc_last_update=last_update,
             csp_nonce=read.function("CONSENT_CSP_NONCE", "returning the CSP nonce"),
+            frame_ancestors=read.choice("CONSENT_FRAME_ANCESTORS", FRAME_ANCESTORS),
             layout=read.choice("CONSENT_LAYOUT", LAYOUTS),
             theme=read.choice("CONSENT_THEME", THEMES),
             admin_access=read.function(

@@ -393,3 +393,58 @@ def test_cookie_signed_with_a_dropped_key_shows_the_banner(adapter) -> None:
     assert BANNER in response.text
     assert SCRIPT not in response.text
     assert "Max-Age=0" in set_cookies(response)["consent"]
+
+
+# Clickjacking (R40): other sites may not frame the choice.
+
+
+@pytest.mark.parametrize(
+    "path", ["/consent", "/consent/preferences", "/consent/declaration"]
+)
+def test_the_library_pages_may_not_be_framed_by_other_sites(adapter, path) -> None:
+    response = adapter.make_app().client().get(path)
+    assert response.status_code == 200
+    assert "frame-ancestors 'self'" in response.headers.getlist(
+        "Content-Security-Policy"
+    )
+    assert response.headers.get("X-Frame-Options") == "SAMEORIGIN"
+
+
+def test_a_refused_post_may_not_be_framed_either(adapter) -> None:
+    response = adapter.make_app().client().post("/consent", data={"action": "x"})
+    assert response.status_code in (400, 403)
+    assert response.headers.get("X-Frame-Options") == "SAMEORIGIN"
+
+
+def test_framing_can_be_denied_to_every_page(adapter) -> None:
+    client = adapter.make_app(CONSENT_FRAME_ANCESTORS="'none'").client()
+    response = client.get("/consent/preferences")
+    assert "frame-ancestors 'none'" in response.headers.getlist(
+        "Content-Security-Policy"
+    )
+    assert response.headers.get("X-Frame-Options") == "DENY"
+
+
+def test_framing_headers_can_be_left_to_the_app(adapter) -> None:
+    client = adapter.make_app(CONSENT_FRAME_ANCESTORS=None).client()
+    response = client.get("/consent/preferences")
+    assert response.headers.get("X-Frame-Options") is None
+    assert response.headers.getlist("Content-Security-Policy") == []
+
+
+def test_the_app_pages_keep_their_own_framing_rules(adapter) -> None:
+    # The app decides for its own pages (framing_headers() helps it).
+    response = adapter.make_app().client().get("/")
+    assert response.headers.get("X-Frame-Options") is None
+
+
+def test_a_grant_from_a_frame_of_another_site_is_refused(adapter) -> None:
+    client = adapter.make_app().client()
+    token = token_of(client.get("/").text)
+    response = client.post(
+        "/consent",
+        data={"action": "accept_all", "csrf_token": token},
+        headers={"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert response.status_code == 403
+    assert client.get_cookie("consent") is None

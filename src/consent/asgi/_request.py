@@ -64,18 +64,25 @@ class ScopeRequest:
 
 
 class Sender:
-    """Sends one response, remembering whether it has started."""
+    """Sends one response, remembering whether it has started, with
+    ``headers`` added to its start."""
 
-    __slots__ = ("_send", "started")
+    __slots__ = ("_send", "started", "_headers")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(
+        self, send: Send, headers: cabc.Sequence[tuple[bytes, bytes]] = ()
+    ) -> None:
         self._send = send
         #: True once the response's start went out.
         self.started = False
+        self._headers = headers
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            if self._headers:
+                headers = [*message.get("headers", ()), *self._headers]
+                message = {**message, "headers": headers}
         await self._send(message)
 
     async def respond(

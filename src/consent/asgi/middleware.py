@@ -40,6 +40,7 @@ from ..exceptions import ChoiceTooLargeError
 from ..exceptions import ConfigurationError
 from ..exceptions import RateLimitedError
 from ..gpc import gpc_support_resource
+from ..headers import framing_headers
 from ..html import Page
 from ..html import Urls
 from ..security import safe_next
@@ -162,6 +163,12 @@ class ConsentMiddleware:
         self._urls: dict[str, Urls] = {}
         self._prefix = self.settings.url_prefix
         self._auto_inject = self.settings.auto_inject
+        ancestors = self.settings.frame_ancestors
+        # Other sites may not frame the choice (CONSENT_FRAME_ANCESTORS).
+        self._framing = [
+            (name.lower().encode(), value.encode())
+            for name, value in (framing_headers(ancestors) if ancestors else ())
+        ]
         self._has_selectors = (
             self.settings.language_selector is not None
             or self.settings.profile_selector is not None
@@ -350,7 +357,7 @@ class ConsentMiddleware:
     async def _endpoint(
         self, scope: Scope, receive: Receive, send: Send, page: Page, sub: str
     ) -> None:
-        sender = Sender(send)
+        sender = Sender(send, self._framing)
         method = scope["method"]
         if sub.startswith("/static/"):
             if method not in ("GET", "HEAD"):

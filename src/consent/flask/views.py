@@ -23,6 +23,7 @@ from ..choice import state_json
 from ..declaration import declaration_json as declaration_body
 from ..exceptions import ChoiceError
 from ..exceptions import RateLimitedError
+from ..headers import framing_headers
 from ..security import safe_next
 from ._context import page
 from ._context import site_of
@@ -66,6 +67,17 @@ bp = ConsentBlueprint(
     static_folder="../static/consent",
     static_url_path="/static",
 )
+
+
+@bp.after_request
+def _no_framing(response: Response) -> Response:
+    # Other sites may not frame the choice (CONSENT_FRAME_ANCESTORS).
+    ancestors = site_of().settings.frame_ancestors
+    if ancestors is not None:
+        for name, value in framing_headers(ancestors):
+            if name not in response.headers or name == "Content-Security-Policy":
+                response.headers.add(name, value)
+    return response
 
 
 def _no_store(response: Response) -> Response:
