@@ -147,3 +147,17 @@ def test_framing_headers_for_an_app() -> None:
     assert framing_headers("'none'")[1] == ("X-Frame-Options", "DENY")
     with pytest.raises(ValueError, match="ancestors"):
         framing_headers("*")
+
+
+def test_unknown_text_keys_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="consent.settings"):
+        read(CONSENT_TEXTS={"en": {"banner.titel": "Cookies", "banner.title": "C"}})
+    (record,) = caplog.records
+    assert "banner.titel" in record.getMessage()
+    assert "banner.title," not in record.getMessage()
+
+
+def test_known_text_keys_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="consent.settings"):
+        read(CONSENT_TEXTS={"*": {"banner.title": "Cookies on Example"}})
+    assert caplog.records == []

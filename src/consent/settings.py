@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import dataclasses
+import logging
 import typing as t
 from datetime import datetime
 from datetime import timedelta
@@ -25,11 +26,14 @@ from .gpc import PROFILES
 from .gpc import Profile
 from .i18n import DEFAULT_LANGUAGE
 from .i18n import available_languages
+from .i18n import load_catalog
 from .model import DEFAULT_RETENTION
 from .model import LONGEST_MAX_AGE
 from .model import Policy
 from .ratelimit import DEFAULT_LIMIT
 from .security import CSRF_MAX_AGE
+
+logger = logging.getLogger(__name__)
 
 #: Where the banner sits: a bar at the bottom, a box in a corner, a dialog in
 #: the centre, or in the page flow at the top of ``<body>``.
@@ -129,6 +133,19 @@ DEFAULTS: dict[str, t.Any] = {
     # The database schema of the receipt tables; None: the connection's.
     "CONSENT_RECEIPTS_SCHEMA": None,
 }
+
+
+def _warn_unknown_texts(texts: cabc.Mapping[str, cabc.Mapping[str, str]]) -> None:
+    """Log the keys of ``CONSENT_TEXTS`` that no text of the library has: a
+    typo there would otherwise change nothing, silently."""
+    known = load_catalog(DEFAULT_LANGUAGE).keys()
+    unknown = sorted({key for own in texts.values() for key in own} - known)
+    if unknown:
+        logger.warning(
+            "CONSENT_TEXTS names texts the library does not have, which change"
+            " nothing: %s. The keys are those of consent/translations/en.json.",
+            ", ".join(unknown),
+        )
 
 
 class _Reader:
@@ -391,6 +408,7 @@ class Settings:
                 "must map a language (or '*') to {message key: text}, such as"
                 " {'en': {'banner.title': 'Cookies on Example'}}.",
             )
+        _warn_unknown_texts(texts)
 
         profile = _profile(read, "CONSENT_PROFILE")
         _check_notice(profile, policy, "CONSENT_PROFILE")
