@@ -21,6 +21,21 @@ def code_blocks(path: Path, language: str) -> list[str]:
     return pattern.findall(path.read_text(encoding="utf-8"))
 
 
+def run_sample(block: str) -> dict[str, t.Any]:
+    """Execute a Python sample as a module of its own; its namespace."""
+    namespace: dict[str, t.Any] = {"__name__": "docs_example"}
+    exec(compile(block, "<docs>", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def bash_syntax_errors(script: str) -> str:
+    """What ``bash -n`` says about a shell sample; ``""`` when it parses."""
+    done = subprocess.run(
+        ["bash", "-n"], input=script, capture_output=True, text=True, check=False
+    )
+    return done.stderr
+
+
 def scan_arguments(script: str) -> list[list[str]]:
     """The arguments after ``scan`` of every ``consent scan`` or ``python -m
     consent scan`` line of a shell script.

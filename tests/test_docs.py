@@ -19,21 +19,18 @@ from consent.scan.report_json import SCHEMA_VERSION
 from consent.scan.report_json import load_schema
 from consent.settings import DEFAULTS as DEFAULT_CONFIG
 from tests.docs_samples import SCAN_DOC
+from tests.docs_samples import bash_syntax_errors
 from tests.docs_samples import ci_scan_arguments
 from tests.docs_samples import ci_workflow
 from tests.docs_samples import code_blocks
 from tests.docs_samples import mypy_strict_errors
 from tests.docs_samples import python_blocks
+from tests.docs_samples import run_sample
 from tests.docs_samples import scan_arguments
 from tests.scan_records import closed
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_PYTHON = re.compile(r"```python\n(.*?)```", re.DOTALL)
-
-
-def _python_blocks(path: Path) -> list[str]:
-    return _PYTHON.findall(path.read_text(encoding="utf-8"))
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
@@ -44,18 +41,12 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_python_examples_compile(page: Path) -> None:
-    for block in _python_blocks(page):
+    for block in python_blocks(page):
         compile(block, str(page), "exec")
 
 
-def _run(block: str, tmp_path: Path) -> dict[str, object]:
-    namespace: dict[str, object] = {"__name__": "docs_example"}
-    exec(compile(block, "<docs>", "exec"), namespace)  # noqa: S102
-    return namespace
-
-
-def test_readme_quickstart_serves_the_banner(tmp_path: Path) -> None:
-    namespace = _run(_python_blocks(ROOT / "README.md")[0], tmp_path)
+def test_readme_quickstart_serves_the_banner() -> None:
+    namespace = run_sample(python_blocks(ROOT / "README.md")[0])
     app = namespace["app"]
     assert isinstance(app, Flask)
     app.config.update(CONSENT_RECEIPTS_URL=None, TESTING=True)
@@ -65,29 +56,22 @@ def test_readme_quickstart_serves_the_banner(tmp_path: Path) -> None:
     assert 'id="cookie-consent"' in response.text
 
 
-def test_quickstart_app_factory(tmp_path: Path) -> None:
-    namespace = _run(_python_blocks(ROOT / "docs" / "quickstart.md")[0], tmp_path)
-    app = namespace["create_app"]()  # type: ignore[operator]
+def test_quickstart_app_factory() -> None:
+    namespace = run_sample(python_blocks(ROOT / "docs" / "quickstart.md")[0])
+    app = namespace["create_app"]()
     assert isinstance(app, Flask)
     assert app.extensions["consent"] is namespace["consent"]
     assert app.test_client().get("/consent").status_code == 200
 
 
-def test_concepts_policy_builds(tmp_path: Path) -> None:
-    namespace = _run(_python_blocks(ROOT / "docs" / "concepts.md")[0], tmp_path)
+def test_concepts_policy_builds() -> None:
+    namespace = run_sample(python_blocks(ROOT / "docs" / "concepts.md")[0])
     policy = namespace["policy"]
-    assert policy.choice_keys == ("media", "westlake_map")  # type: ignore[attr-defined]
+    assert policy.choice_keys == ("media", "westlake_map")
 
 
 # docs/scan.md: shell and YAML samples are checked here; the demo browser
 # test runs the CI example's scan command (tests/browser/test_scan.py).
-
-
-def _bash_syntax_errors(script: str) -> str:
-    done = subprocess.run(
-        ["bash", "-n"], input=script, capture_output=True, text=True, check=False
-    )
-    return done.stderr
 
 
 def test_scan_shell_samples_parse() -> None:
@@ -95,7 +79,7 @@ def test_scan_shell_samples_parse() -> None:
     assert blocks
     commands = []
     for block in blocks:
-        assert _bash_syntax_errors(block) == ""
+        assert bash_syntax_errors(block) == ""
         commands += scan_arguments(block)
     assert len(commands) >= 4
     for arguments in commands:
@@ -118,7 +102,7 @@ def test_scan_ci_example_is_a_workflow() -> None:
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert len(runs) == 3
     for script in runs:
-        assert _bash_syntax_errors(script) == ""
+        assert bash_syntax_errors(script) == ""
     arguments = ci_scan_arguments()
     context = scan_command.make_context("scan", list(arguments))
     assert context.params["json_path"] is not None
@@ -162,8 +146,8 @@ def test_quickstart_flask_serves_the_banner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _quickstart_folder(tmp_path, monkeypatch)
-    namespace = _run(_python_blocks(QUICKSTART)[0], tmp_path)
-    app = namespace["create_app"]()  # type: ignore[operator]
+    namespace = run_sample(python_blocks(QUICKSTART)[0])
+    app = namespace["create_app"]()
     app.config.update(CONSENT_RECEIPTS_URL=None, TESTING=True)
     response = app.test_client().get("/")
     assert response.status_code == 200
@@ -178,9 +162,9 @@ def test_quickstart_fastapi_serves_the_banner(
     from starlette.testclient import TestClient
 
     _quickstart_folder(tmp_path, monkeypatch)
-    (block,) = [b for b in _python_blocks(QUICKSTART) if "FastAPI()" in b]
-    namespace = _run(block, tmp_path)
-    with TestClient(namespace["app"], base_url="http://localhost") as client:  # type: ignore[arg-type]
+    (block,) = [b for b in python_blocks(QUICKSTART) if "FastAPI()" in b]
+    namespace = run_sample(block)
+    with TestClient(namespace["app"], base_url="http://localhost") as client:
         response = client.get("/")
         assert response.status_code == 200
         assert 'id="cookie-consent"' in response.text

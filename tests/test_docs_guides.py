@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import subprocess
 import typing as t
 from pathlib import Path
 
@@ -14,8 +13,10 @@ from flask import Flask
 from starlette.testclient import TestClient
 
 from consent.flask.testing import choose
+from tests.docs_samples import bash_syntax_errors
 from tests.docs_samples import code_blocks
 from tests.docs_samples import mypy_strict_errors
+from tests.docs_samples import run_sample
 
 ROOT = Path(__file__).parent.parent
 GUIDES = ROOT / "docs" / "guides"
@@ -36,9 +37,7 @@ def _run(
     """Execute a sample as a module would run: in ``tmp_path``, so an app's
     instance folder (SQLite receipts, spools) is made there."""
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, t.Any] = {"__name__": "docs_example"}
-    exec(compile(block, "<docs>", "exec"), namespace)  # noqa: S102
-    return namespace
+    return run_sample(block)
 
 
 def _flask_app(namespace: dict[str, t.Any]) -> Flask:
@@ -112,10 +111,7 @@ def test_shell_samples_parse() -> None:
     blocks = [block for page in PAGES for block in code_blocks(page, "sh")]
     assert blocks
     for block in blocks:
-        done = subprocess.run(
-            ["bash", "-n"], input=block, capture_output=True, text=True, check=False
-        )
-        assert done.stderr == ""
+        assert bash_syntax_errors(block) == ""
 
 
 # Google Analytics.
