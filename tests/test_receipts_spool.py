@@ -764,3 +764,102 @@ def test_an_erased_receipt_does_not_come_back_from_memory(tmp_path, recorders):
     assert live.sync(10)
     assert store.get(later.receipt_id) == later
     store.close()
+
+
+_TAKER = """
+import sys, time
+from consent.receipts import DurableRecorder, SQLiteReceiptStore
+
+store = SQLiteReceiptStore(sys.argv[1])
+deadline = time.monotonic() + float(sys.argv[3])
+taken = 0
+while time.monotonic() < deadline:
+    recorder = DurableRecorder(store, sys.argv[2], background=False, timeout=10)
+    taken += recorder.flush()
+    recorder.close()
+    time.sleep(0.02)
+print(taken)
+store.close()
+"""
+
+
+def test_receipts_appended_while_another_process_takes_the_spool_are_kept(
+    tmp_path, recorders
+):
+    # The live owner appends without checking, write by write, that its
+    # spool is still at its path; another process (`consent receipts
+    # flush`) keeps taking the spool aside. The taker reads a file only once
+    # the owner let it go: nothing appended to it meanwhile is lost.
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    spool = tmp_path / "spool.jsonl"
+    live = recorders(store, spool, background=True)
+    # Everything stays in the spool for the taker, as during an outage.
+    live._skip_store_until = time.monotonic() + 3600
+    taker = subprocess.Popen(
+        [sys.executable, "-c", _TAKER, str(tmp_path / "receipts.db"), str(spool), "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    recorded: list[str] = []
+    errors: list[Exception] = []
+
+    def append(n: int) -> None:
+        deadline = time.monotonic() + 2.5
+        count = 0
+        try:
+            while time.monotonic() < deadline:
+                receipt = receipt_n(count, consent_id=f"thread-{n}")
+                count += 1
+                live.record(receipt)
+                recorded.append(receipt.receipt_id)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    out, _ = taker.communicate(timeout=60)
+    assert taker.returncode == 0
+    assert errors == []
+    assert int(out) > 0  # the taker did take receipts away
+    live._skip_store_until = 0.0
+    assert live.sync(10)
+    recorders(store, spool).flush()
+    kept = {receipt.receipt_id for receipt in store.iter_receipts()}
+    assert set(recorded) <= kept
+    assert store.count() == len(set(recorded))
+    store.close()
+
+
+def test_a_spool_its_owner_does_not_let_go_is_replayed_and_kept(
+    tmp_path, broken_dir, broken_store, recorders, caplog
+):
+    import fcntl
+
+    spool = tmp_path / "spool.jsonl"
+    writer = recorders(broken_store, spool)
+    writer.record(receipt_n(0))
+    # A live owner that does not answer: it holds its shared lock.
+    stuck = os.open(spool, os.O_RDONLY)
+    fcntl.flock(stuck, fcntl.LOCK_SH)
+    repair(broken_dir)
+    taker = recorders(broken_store, spool, timeout=0.2)
+    try:
+        assert taker.flush() == 1
+        assert "did not let it go" in caplog.text
+        assert broken_store.count() == 1
+        # Kept for the next replay; meanwhile the spool is not taken aside
+        # onto it.
+        assert os.path.exists(f"{spool}.replaying")
+        writer.record(receipt_n(1))
+        taker.flush()
+        assert os.path.exists(f"{spool}.replaying")
+        assert os.path.exists(spool)
+    finally:
+        os.close(stuck)
+    taker.flush()
+    assert not os.path.exists(f"{spool}.replaying")
+    assert not os.path.exists(spool)
+    assert broken_store.count() == 2

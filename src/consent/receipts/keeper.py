@@ -19,6 +19,7 @@ import collections
 import collections.abc as cabc
 import dataclasses
 import logging
+import operator
 import os
 import threading
 import typing as t
@@ -63,7 +64,36 @@ DUPLICATE_WINDOW = timedelta(seconds=60)
 #: How many consent ids a keeper remembers the last receipt of, per process.
 DUPLICATE_MEMORY = 10_000
 
-_DuplicateKey = tuple[str, tuple[tuple[str, bool], ...], str, str]
+# A receipt as plain values (strings, a time, ``None``): its fields in the
+# constructor's order, the choices written as "analytics -media" (keys
+# cannot start with "-"). The garbage collector stops tracking such a tuple,
+# where thousands of live receipts would lengthen every one of its passes.
+_Plain = tuple[t.Any, ...]
+_FIELDS = [field.name for field in dataclasses.fields(Receipt)]
+_values = operator.attrgetter(*_FIELDS)
+_CHOICES = _FIELDS.index("choices")
+_CONSENT_ID = _FIELDS.index("consent_id")
+_CREATED_AT = _FIELDS.index("created_at")
+# What makes two decisions of one consent id the same one.
+_same_decision = operator.itemgetter(
+    *(_FIELDS.index(name) for name in ("revision", "choices", "method", "texts_hash"))
+)
+
+
+def _plain(receipt: Receipt) -> _Plain:
+    values = list(_values(receipt))
+    values[_CHOICES] = " ".join(
+        key if granted else f"-{key}" for key, granted in receipt.choices
+    )
+    return tuple(values)
+
+
+def _from_plain(plain: _Plain) -> Receipt:
+    values = list(plain)
+    values[_CHOICES] = tuple(
+        (key.lstrip("-"), not key.startswith("-")) for key in plain[_CHOICES].split()
+    )
+    return Receipt(*values)
 
 
 def _library_version() -> str:
@@ -199,9 +229,8 @@ class ReceiptKeeper:
         self._recorder: DurableRecorder | None = None
         self._pid = 0
         self._shown: dict[str, tuple[str, str]] = {}
-        self._last: collections.OrderedDict[str, tuple[_DuplicateKey, Receipt]] = (
-            collections.OrderedDict()
-        )
+        # The last receipt of each consent id, as plain values.
+        self._last: collections.OrderedDict[str, _Plain] = collections.OrderedDict()
         self._reported: set[tuple[str, str]] = set()
         self._started = 0
 
@@ -488,13 +517,8 @@ class ReceiptKeeper:
             user_agent=user_agent,
             remote_addr=remote_addr,
         )
-        key: _DuplicateKey = (
-            receipt.revision,
-            receipt.choices,
-            receipt.method,
-            receipt.texts_hash,
-        )
-        earlier = self._repeat_of(receipt, key)
+        plain = _plain(receipt)
+        earlier = self._repeat_of(plain)
         if earlier is not None:
             return earlier
         try:
@@ -530,26 +554,29 @@ class ReceiptKeeper:
                     " set CONSENT_RECEIPTS_SPOOL_DIR",
                 )
             raise
-        self._remember(receipt, key)
+        self._remember(plain)
         return receipt
 
-    def _repeat_of(self, receipt: Receipt, key: _DuplicateKey) -> Receipt | None:
+    def _repeat_of(self, plain: _Plain) -> Receipt | None:
         if not self.duplicate_window:
             return None
+        consent_id = plain[_CONSENT_ID]
         with self._lock:
-            last = self._last.get(receipt.consent_id)
-        if last is None or last[0] != key:
+            last = self._last.get(consent_id)
+        if last is None or _same_decision(last) != _same_decision(plain):
             return None
-        elapsed = receipt.created_at - last[1].created_at
+        earlier = _from_plain(last)
+        elapsed = plain[_CREATED_AT] - earlier.created_at
         if timedelta(0) <= elapsed < self.duplicate_window:
-            return last[1]
+            return earlier
         return None
 
-    def _remember(self, receipt: Receipt, key: _DuplicateKey) -> None:
+    def _remember(self, plain: _Plain) -> None:
         if not self.duplicate_window:
             return
+        consent_id = plain[_CONSENT_ID]
         with self._lock:
-            self._last[receipt.consent_id] = (key, receipt)
-            self._last.move_to_end(receipt.consent_id)
+            self._last[consent_id] = plain
+            self._last.move_to_end(consent_id)
             while len(self._last) > DUPLICATE_MEMORY:
                 self._last.popitem(last=False)

@@ -32,6 +32,7 @@ from .spoolfile import APPEND_LOCK
 from .spoolfile import OWNER
 from .spoolfile import REPLAY_LOCK
 from .spoolfile import REPLAYING
+from .spoolfile import TAKEN_POLL_SECONDS
 from .spoolfile import Entry
 from .spoolfile import Gen
 from .spoolfile import SpoolLog
@@ -41,6 +42,7 @@ from .spoolfile import gen_of
 from .spoolfile import open_locked
 from .spoolfile import orphan_candidates
 from .spoolfile import replay_file
+from .spoolfile import wait_for_writers
 from .store import require_batch_size
 from .writer import StoreWriter
 
@@ -361,6 +363,9 @@ class DurableRecorder:
     def _ship_forever(self) -> None:
         next_adoption = 0.0
         while not self._stop.is_set():
+            # Another process may have taken the spool aside to replay it:
+            # it waits for this process to let the file go.
+            self._log.let_go_if_taken()
             now = time.monotonic()
             if now >= next_adoption:
                 next_adoption = now + self._adopt_interval
@@ -391,6 +396,8 @@ class DurableRecorder:
                 wait = next_adoption - now
                 if self._log.size and self._retiring is None:
                     wait = min(wait, IDLE_SECONDS)
+            if self._log.gen is not None:
+                wait = min(wait, TAKEN_POLL_SECONDS)
             if wait > 0 and not self._is_woken:
                 self._ship_cond.wait(wait)
             # Let receipts gather: one store write for many, rather than a
@@ -523,6 +530,9 @@ class DurableRecorder:
             if os.path.exists(self._replaying_path):
                 replayed += self._replay_file(seen)
                 self._retiring = None
+                if os.path.exists(self._replaying_path):
+                    # Its owner still writes to it: the rest, next time.
+                    return replayed
             with self._log.holding(), self._ship_cond:
                 epoch = self._disk_epoch
                 # Until the replay is through, sync() must not take the
@@ -549,12 +559,23 @@ class DurableRecorder:
         return replayed
 
     def _replay_file(self, seen: set[str]) -> int:
+        path = self._replaying_path
+        is_let_go = wait_for_writers(path, self._timeout)
+        if not is_let_go:
+            logger.warning(
+                "The process that owns the spool %s did not let it go within"
+                " %g s; what it holds is replayed now and the file is kept for"
+                " the next replay.",
+                path,
+                self._timeout,
+            )
         return replay_file(
-            self._replaying_path,
+            path,
             self._add,
             batch_size=self._batch_size,
             seen=seen,
             rejected_path=self._rejected_path,
+            remove=is_let_go,
         )
 
     # Owning and adopting.
@@ -568,6 +589,8 @@ class DurableRecorder:
             self._owner_fd = open_locked(self._owner_path, wait=False)
         except OSError:
             self._owner_fd = None
+        if self._owner_fd is not None:
+            self._log.own()
 
     def _adopt_orphans(self) -> None:
         try:

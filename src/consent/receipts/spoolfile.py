@@ -38,6 +38,10 @@ _MAX_KNOWN_TEXTS = 1024
 # Receipt ids a replay remembers, to send a receipt written twice once.
 _MAX_SEEN = 100_000
 
+#: Seconds at most before a live owner sees that another process took its
+#: spool aside, and lets the file go (see :func:`wait_for_writers`).
+TAKEN_POLL_SECONDS = 0.1
+
 #: How spool files are named in a spool directory: one per process.
 SPOOL_PATTERN = "consent-spool-*.jsonl"
 
@@ -116,6 +120,42 @@ def gen_of(path: str) -> Gen | None:
     return (found.st_dev, found.st_ino)
 
 
+def wait_for_writers(path: str, timeout: float) -> bool:
+    """Wait until no live owner writes to the spool file at ``path`` any
+    more, ``timeout`` seconds at most.
+
+    A live owner appends without checking, write by write, that its file is
+    still at its path: it holds a shared lock on the file instead, and lets
+    it go once it sees the file taken aside (within
+    :data:`TAKEN_POLL_SECONDS`). A process that took a spool aside calls
+    this before it reads the file, so that nothing is written to it after
+    the read.
+
+    :return: False when a writer still held it at the end of ``timeout``.
+    """
+    if sys.platform == "win32":
+        return True  # owners there check each write instead (no shared lock)
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | OPEN_FLAGS)
+    except FileNotFoundError:
+        return True
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            else:
+                return True
+    finally:
+        os.close(fd)
+
+
 def _lock_file(fd: int, *, wait: bool) -> bool:
     # Imported here, where it is used: fcntl exists only on Unix, and the
     # package must import everywhere.
@@ -192,9 +232,11 @@ def replay_file(
     batch_size: int,
     seen: set[str],
     rejected_path: str,
+    remove: bool = True,
 ) -> int:
     """Send the receipts of the spool file ``path`` to ``add``, oldest
-    first, ``batch_size`` at a time, then remove the file.
+    first, ``batch_size`` at a time, then remove the file (unless
+    ``remove`` is false).
 
     Receipts whose id is in ``seen`` are skipped, and the others added to
     it. Lines that are not receipts are moved to ``rejected_path``.
@@ -229,7 +271,7 @@ def replay_file(
     if batch or texts:
         add(batch, texts)
         replayed += len(batch)
-    if rejected:
+    if rejected and remove:
         # Unreadable lines are set aside for a person to look at, rather
         # than blocking the spool or vanishing.
         fd = os.open(
@@ -244,8 +286,9 @@ def replay_file(
             len(rejected),
             rejected_path,
         )
-    os.unlink(path)
-    fsync_dir(os.path.dirname(path))
+    if remove:
+        os.unlink(path)
+        fsync_dir(os.path.dirname(path))
     return replayed
 
 
@@ -269,9 +312,20 @@ OnWritten = t.Callable[[Entry, Gen, bool], None]
 class _File:
     """An open spool file and the threads writing to it."""
 
-    __slots__ = ("fd", "gen", "users", "size", "texts", "is_new", "has_foreign")
+    __slots__ = (
+        "fd",
+        "gen",
+        "users",
+        "size",
+        "texts",
+        "is_new",
+        "has_foreign",
+        "is_shared",
+    )
 
-    def __init__(self, fd: int, gen: Gen, size: int, is_new: bool) -> None:
+    def __init__(
+        self, fd: int, gen: Gen, size: int, is_new: bool, *, is_shared: bool
+    ) -> None:
         self.fd = fd
         self.gen = gen
         self.users = 0
@@ -281,6 +335,9 @@ class _File:
         self.is_new = is_new
         # A spool left by an earlier process of this id, or shared.
         self.has_foreign = size > 0
+        # Held with a shared lock: whoever takes it aside waits for this
+        # log to let it go, so an append needs no check of its path.
+        self.is_shared = is_shared
 
 
 class SpoolLog:
@@ -294,9 +351,13 @@ class SpoolLog:
     get it back.
 
     The file may be taken away (renamed, to be replayed) by another process
-    at any time: an append that finds the file gone from its path after it
-    is written again into the file now there. A receipt written twice is
-    kept once.
+    at any time. A log that :meth:`own` made the spool's owner holds a
+    shared lock on its file: whoever takes it aside waits until the owner
+    lets it go (:func:`wait_for_writers`) before reading it, and the owner
+    looks for that every :data:`TAKEN_POLL_SECONDS` (:meth:`let_go_if_taken`),
+    so an append costs one system call. Any other log checks after each
+    append that the file is still at its path, and writes again into the
+    file now there when it is not. A receipt written twice is kept once.
 
     :param path: The spool file.
     :param on_written: Called after each append, by the appending thread.
@@ -311,6 +372,7 @@ class SpoolLog:
         self._file: _File | None = None
         self._is_held = False
         self._is_torn = False
+        self._is_owner = False
         #: ``time.monotonic()`` of the last append.
         self.last_write = 0.0
 
@@ -346,11 +408,7 @@ class SpoolLog:
                     data = b"\n" + data
                 self._write_all(file, data)
                 written = len(data)
-                try:
-                    found: os.stat_result | None = os.stat(self.path)
-                except FileNotFoundError:
-                    found = None
-                if found is not None and (found.st_dev, found.st_ino) == file.gen:
+                if file.is_shared or self._is_at_path(file):
                     if file.is_new:
                         # Its directory entry too, before any answer that
                         # relies on it (once, by each thread that saw it new).
@@ -366,6 +424,30 @@ class SpoolLog:
             # Taken away, before or after this write: write it again.
             self._retire(file)
         raise OSError(f"The spool {self.path!r} keeps being moved away.")
+
+    def _is_at_path(self, file: _File) -> bool:
+        return gen_of(self.path) == file.gen
+
+    def own(self) -> None:
+        """Append as the spool's owner from now on: under a shared lock, with
+        no check after each append (on Unix; elsewhere, as before). Only one
+        live log may own a spool, and it must call :meth:`let_go_if_taken`
+        every :data:`TAKEN_POLL_SECONDS`."""
+        if sys.platform == "win32":
+            return
+        with self.holding():
+            self._is_owner = True
+            self.close_file()
+
+    def let_go_if_taken(self) -> None:
+        """Close the file when another process took it aside, so that the
+        process may read it whole (see :func:`wait_for_writers`)."""
+        file = self._file
+        if file is None or not file.is_shared or self._is_at_path(file):
+            return
+        with self.holding():
+            if self._file is file:
+                self.close_file()
 
     @contextlib.contextmanager
     def holding(self) -> cabc.Iterator[None]:
@@ -437,6 +519,15 @@ class SpoolLog:
         self._is_torn = False
 
     def _open(self) -> _File:
+        for _ in range(3):
+            file = self._open_at_path()
+            if file is not None:
+                return file
+        raise OSError(f"The spool {self.path!r} keeps being moved away.")
+
+    def _open_at_path(self) -> _File | None:
+        """The file at the path, opened (created if missing); ``None`` when
+        it was taken aside before this owner held its lock on it."""
         flags = os.O_RDWR | os.O_APPEND | OPEN_FLAGS | _DSYNC
         try:
             fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
@@ -445,7 +536,17 @@ class SpoolLog:
             fd = os.open(self.path, flags)
             created = False
         try:
+            if self._is_owner:
+                import fcntl
+
+                # Waits while a process that took the file aside makes sure
+                # that no owner writes to it any more.
+                fcntl.flock(fd, fcntl.LOCK_SH)
             found = os.fstat(fd)
+            gen = (found.st_dev, found.st_ino)
+            if self._is_owner and gen_of(self.path) != gen:
+                os.close(fd)
+                return None
             if found.st_size and not self._is_torn:
                 # A crash may have cut its last line short: end it, so that
                 # only that line is lost and not the next one too.
@@ -453,4 +554,4 @@ class SpoolLog:
         except BaseException:
             os.close(fd)
             raise
-        return _File(fd, (found.st_dev, found.st_ino), found.st_size, created)
+        return _File(fd, gen, found.st_size, created, is_shared=self._is_owner)
