@@ -39,7 +39,6 @@ from ._context import AppState
 from ._context import current_consent
 from ._context import current_visitor
 from ._context import page
-from ._context import site_of
 from ._context import visitor
 from .helpers import TEMPLATE_GLOBALS
 
@@ -116,7 +115,7 @@ class Consent:
         # Flask runs after_request hooks last-registered first: put ours at
         # the end of that order, so it sees the cookies every other hook and
         # extension set, including those set up before this one.
-        app.after_request_funcs.setdefault(None, []).insert(0, _finish_response)
+        app.after_request_funcs.setdefault(None, []).insert(0, _response_hook(site))
         app.cli.add_command(consent_cli)
         if settings.admin_access is not None:
             from .admin import admin_bp
@@ -216,18 +215,30 @@ def _requires_page(key: str) -> Response:
 _SKIP_STATUS = frozenset({204, 304})
 
 
-def _finish_response(response: Response) -> Response:
-    """Write cookies, show the banner and mark responses for caches."""
+def _response_hook(site: Site) -> cabc.Callable[[Response], Response]:
+    """The ``after_request`` hook of the app of ``site``: a plain function,
+    which Flask calls without looking further (a partial it unwraps)."""
+
+    def finish_consent(response: Response) -> Response:
+        return _finish_response(site, response)
+
+    return finish_consent
+
+
+def _finish_response(site: Site, response: Response) -> Response:
+    """Write cookies, show the banner and mark responses for caches (the
+    ``after_request`` hook of the app of ``site``)."""
     current = current_visitor()
-    site = current.site if current is not None else site_of()
-    if site.receipts is not None and not site.receipts.is_started:
+    receipts = site.receipts
+    if receipts is not None and not receipts.is_started:
         # The first response of each worker process: replay what dead
         # workers left in their spools, from now on.
-        site.receipts.start()
+        receipts.start()
     if (
         current is None
         and not site.settings.auto_inject
-        and "Set-Cookie" not in response.headers
+        # getlist, not `in`: a missing header costs `in` an exception.
+        and not response.headers.getlist("Set-Cookie")
     ):
         return response  # nothing of this response depended on consent
     if (
