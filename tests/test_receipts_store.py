@@ -5,6 +5,7 @@ import random
 import sqlite3
 import stat
 import threading
+import typing as t
 import uuid
 from datetime import date
 from datetime import datetime
@@ -471,3 +472,45 @@ def test_an_engine_given_is_not_disposed(tmp_path):
         count = conn.execute(sa.text("SELECT COUNT(*) FROM consent_receipts"))
         assert count.scalar_one() == 1
     engine.dispose()
+
+
+def _open_together(store: ReceiptStore, threads: int) -> list[Exception]:
+    """Write one receipt from each of ``threads`` threads started together;
+    the errors they met."""
+    errors: list[Exception] = []
+    start = threading.Barrier(threads)
+
+    def write(n: int) -> None:
+        try:
+            start.wait(10)
+            store.add(receipt_n(n))
+            store.count()
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    started = [threading.Thread(target=write, args=(n,)) for n in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(30)
+    return errors
+
+
+@pytest.mark.parametrize("kind", ["sqlite3", "sqlalchemy"])
+def test_a_new_database_opened_by_many_threads_at_once(tmp_path, kind):
+    # A threaded server's first requests: every thread opens its connection
+    # to a database that does not exist yet. Changing the file to WAL mode
+    # fails at once, without waiting, while another connection holds a
+    # lock: it is done once per store, and tried again.
+    for attempt in range(40):
+        path = tmp_path / f"receipts-{attempt}.db"
+        store: t.Any = (
+            SQLiteReceiptStore(path)
+            if kind == "sqlite3"
+            else SQLReceiptStore(f"sqlite:///{path}")
+        )
+        try:
+            assert _open_together(store, 8) == []
+            assert store.count() == 8
+        finally:
+            store.close()

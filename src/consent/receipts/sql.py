@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import threading
@@ -23,6 +24,7 @@ from .libpq import is_psycopg
 from .record import MAX_ID
 from .record import ShownTexts
 from .sqlite import create_private
+from .sqlite import use_wal
 from .stats import daily_rates
 from .store import COLUMNS
 from .store import PURGE_BATCH
@@ -178,7 +180,7 @@ def _create_engine(url: str, timeout: float) -> sa.Engine:
         database = parsed.database or ""
         if not database.startswith("file:"):
             sa.event.listen(engine, "do_connect", lambda *_: _create_private(database))
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", functools.partial(_sqlite_pragmas, timeout))
     return engine
 
 
@@ -189,11 +191,11 @@ def _create_private(path: str) -> None:
         create_private(path)
 
 
-def _sqlite_pragmas(dbapi_connection: t.Any, connection_record: t.Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
+def _sqlite_pragmas(
+    timeout: float, dbapi_connection: t.Any, connection_record: t.Any
+) -> None:
+    use_wal(dbapi_connection, timeout)
+    dbapi_connection.execute("PRAGMA synchronous=FULL")
 
 
 class SQLReceiptStore:

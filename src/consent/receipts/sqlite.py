@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 import typing as t
 from datetime import datetime
 
@@ -99,6 +100,27 @@ def create_private(path: str) -> None:
     os.close(fd)
 
 
+def use_wal(conn: t.Any, timeout: float) -> None:
+    """Put the SQLite database of DB-API connection ``conn`` in WAL mode,
+    which the file keeps.
+
+    Changing the mode fails at once, without SQLite's busy wait, while
+    another connection holds a lock (as when several threads open a new
+    database together): it is tried again for up to ``timeout`` seconds.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteReceiptStore:
     """Keep receipts in a SQLite file, with the standard library only.
 
@@ -153,7 +175,6 @@ class SQLiteReceiptStore:
             check_same_thread=False,
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             if not self._is_ready:
                 self._create_schema(conn)
@@ -175,6 +196,7 @@ class SQLiteReceiptStore:
         with self._lock:
             if self._is_ready:
                 return
+            use_wal(conn, self._timeout)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Tables a layout lacks are created here: that is the whole
