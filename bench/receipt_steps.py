@@ -6,9 +6,7 @@ stopping the write path at another step:
 
 - ``built``: the receipt and its spool line are made, nothing is written;
 - ``written``: the line is written to a file with ``O_DSYNC``, and that is
-  all (no check, no shipper);
-- ``checked``: the same, then a ``stat`` of the spool, as the spool log
-  checks that no other process took the file aside;
+  all (no shipper);
 - ``logged``: the spool log as shipped, with nothing handed to the shipper;
 - ``shipped``: the whole path, the store written behind;
 - ``before``: the whole path of an earlier commit (``BENCH_STEPS_BEFORE``,
@@ -17,7 +15,7 @@ stopping the write path at another step:
 The steps are made by replacing parts of the library in the served app only:
 a diagnostic, not a way to run it. Ratios are medians of the per-round
 ratios to receipts off. ``python -m bench.receipt_steps`` runs it;
-``BENCH_STEPS`` picks the steps (``built,written,checked,logged,shipped``),
+``BENCH_STEPS`` picks the steps (``built,written,logged,shipped``),
 ``BENCH_STEPS_STORE`` the store (``sqlite`` or ``postgresql``),
 ``BENCH_STEPS_WORKERS`` the gunicorn workers (threads are 8 in all),
 ``BENCH_RECEIPTS_ROUNDS`` and ``BENCH_RECEIPTS_SECONDS`` the rounds.
@@ -48,13 +46,13 @@ if t.TYPE_CHECKING:
 
 ROUNDS = int(os.environ.get("BENCH_RECEIPTS_ROUNDS", "5"))
 SECONDS = int(os.environ.get("BENCH_RECEIPTS_SECONDS", "4"))
-STEPS = os.environ.get("BENCH_STEPS", "built,written,checked,logged,shipped")
+STEPS = os.environ.get("BENCH_STEPS", "built,written,logged,shipped")
 STORE = os.environ.get("BENCH_STEPS_STORE", "sqlite")
 WORKERS = int(os.environ.get("BENCH_STEPS_WORKERS", "1"))
 BEFORE = os.environ.get("BENCH_STEPS_BEFORE", "")
 
 
-def _write_only(*, check: bool) -> t.Callable[..., None]:
+def _write_only() -> t.Callable[..., None]:
     files: dict[str, int] = {}
     lock = threading.Lock()
 
@@ -68,8 +66,6 @@ def _write_only(*, check: bool) -> t.Callable[..., None]:
                     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_DSYNC
                     fd = files[path] = os.open(path, flags, 0o600)
         os.write(fd, receipt.to_json().encode() + b"\n")
-        if check:
-            os.stat(path)
 
     return record
 
@@ -83,10 +79,8 @@ def create(kind: str = "off", step: str = "shipped") -> Flask:
         spool.DurableRecorder.record = (  # type: ignore[method-assign]
             lambda self, receipt, texts=None: receipt.to_json()
         )
-    elif step in ("written", "checked"):
-        spool.DurableRecorder.record = _write_only(  # type: ignore[method-assign]
-            check=step == "checked"
-        )
+    elif step == "written":
+        spool.DurableRecorder.record = _write_only()  # type: ignore[method-assign]
     elif step == "logged":
         spool.DurableRecorder._written = (  # type: ignore[method-assign]
             lambda self, entry, gen, has_foreign: None
