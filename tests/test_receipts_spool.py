@@ -863,3 +863,47 @@ def test_a_spool_its_owner_does_not_let_go_is_replayed_and_kept(
     assert not os.path.exists(f"{spool}.replaying")
     assert not os.path.exists(spool)
     assert broken_store.count() == 2
+
+
+def test_taking_the_spool_of_a_busy_owner_does_not_wait_its_timeout(
+    tmp_path, recorders
+):
+    # The owner's shipper writes to the store every 50 ms, each time under
+    # the spool's replay lock; a process taking the spool aside holds that
+    # lock while it waits for the owner to let the file go. The owner lets
+    # go while it waits for the lock, so neither waits for the other's
+    # timeout.
+    store = SQLiteReceiptStore(tmp_path / "receipts.db")
+    spool = tmp_path / "spool.jsonl"
+    live = recorders(store, spool, background=True)
+    stop = threading.Event()
+    recorded: list[str] = []
+
+    def append() -> None:
+        count = 0
+        while not stop.is_set() and count < 100_000:
+            receipt = receipt_n(count, consent_id="busy")
+            count += 1
+            live.record(receipt)
+            recorded.append(receipt.receipt_id)
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        durations = []
+        for _ in range(6):
+            taker = recorders(store, spool, timeout=5)
+            started = time.monotonic()
+            taker.flush()
+            durations.append(time.monotonic() - started)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        writer.join(30)
+    assert max(durations) < 2.5, durations
+    assert live.sync(10)
+    recorders(store, spool).flush()
+    assert not os.path.exists(f"{spool}.replaying")
+    assert {r.receipt_id for r in store.iter_receipts()} == set(recorded)
+    store.close()

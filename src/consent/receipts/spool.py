@@ -18,6 +18,7 @@ be reused), tells the living from the dead.
 from __future__ import annotations
 
 import collections
+import collections.abc as cabc
 import contextlib
 import logging
 import os
@@ -365,7 +366,7 @@ class DurableRecorder:
         while not self._stop.is_set():
             # Another process may have taken the spool aside to replay it:
             # it waits for this process to let the file go.
-            self._log.let_go_if_taken()
+            self._let_go_if_taken()
             now = time.monotonic()
             if now >= next_adoption:
                 next_adoption = now + self._adopt_interval
@@ -416,7 +417,7 @@ class DurableRecorder:
     def _ship(self, batch: list[_Item]) -> None:
         kept = 0
         try:
-            with file_lock(self._replay_lock, self._replay_lock_path):
+            with self._replay_locked():
                 # Receipts of a spool another process took away to replay
                 # are that process's to keep, never again from memory.
                 ours = {gen_of(self.spool_path)}
@@ -460,7 +461,7 @@ class DurableRecorder:
         (or remove) the spool once it grew large, or idle."""
         if self._retiring is not None:
             if self._is_kept(self._retiring):
-                with file_lock(self._replay_lock, self._replay_lock_path):
+                with self._replay_locked():
                     if self._retiring == gen_of(self._replaying_path):
                         os.unlink(self._replaying_path)
                     with self._ship_cond:
@@ -475,7 +476,7 @@ class DurableRecorder:
         is_quiet = time.monotonic() - log.last_write >= IDLE_SECONDS
         if log.size < ROTATE_BYTES and not (is_idle and is_quiet):
             return
-        with file_lock(self._replay_lock, self._replay_lock_path):
+        with self._replay_locked():
             if os.path.exists(self._replaying_path):
                 return
             with log.holding():
@@ -507,6 +508,32 @@ class DurableRecorder:
 
     # Replaying.
 
+    @contextlib.contextmanager
+    def _replay_locked(self) -> cabc.Iterator[None]:
+        """Hold the spool's replay lock. While another process holds it, it
+        may be waiting for this one to let go of the spool file it took
+        aside (see :func:`wait_for_writers`): this process does so between
+        its tries, rather than making it wait its whole timeout."""
+        with self._replay_lock:
+            while True:
+                fd = open_locked(self._replay_lock_path, wait=False)
+                if fd is not None:
+                    break
+                self._let_go_if_taken()
+                time.sleep(0.01)
+            try:
+                yield
+            finally:
+                os.close(fd)
+
+    def _let_go_if_taken(self) -> None:
+        if self._log.let_go_if_taken():
+            # The process that took the file replays it; should it give up
+            # waiting for this one, it leaves the file for the next replay,
+            # which this process then makes itself.
+            with self._ship_cond:
+                self._mark_disk_pending()
+
     def _has_pending(self) -> bool:
         paths = (self._replaying_path, self.spool_path)
         return any(file_size(path) > 0 for path in paths)
@@ -522,7 +549,7 @@ class DurableRecorder:
         :raises Exception: whatever the store raised; the receipts not yet
             replayed stay in the spool.
         """
-        with file_lock(self._replay_lock, self._replay_lock_path):
+        with self._replay_locked():
             replayed = 0
             # A receipt written while another process took the spool away is
             # in both files (see SpoolLog): replayed and counted once.
@@ -658,7 +685,7 @@ class DurableRecorder:
             is_done = self._settled >= self._appended
         if not is_done or self._disk_pending or self._retiring is not None:
             return
-        with file_lock(self._replay_lock, self._replay_lock_path):
+        with self._replay_locked():
             if os.path.exists(self._replaying_path):
                 return
             log = self._log

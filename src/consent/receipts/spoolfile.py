@@ -439,15 +439,20 @@ class SpoolLog:
             self._is_owner = True
             self.close_file()
 
-    def let_go_if_taken(self) -> None:
+    def let_go_if_taken(self) -> bool:
         """Close the file when another process took it aside, so that the
-        process may read it whole (see :func:`wait_for_writers`)."""
+        process may read it whole (see :func:`wait_for_writers`).
+
+        :return: True when it did.
+        """
         file = self._file
         if file is None or not file.is_shared or self._is_at_path(file):
-            return
+            return False
         with self.holding():
-            if self._file is file:
-                self.close_file()
+            if self._file is not file:
+                return False
+            self.close_file()
+            return True
 
     @contextlib.contextmanager
     def holding(self) -> cabc.Iterator[None]:
