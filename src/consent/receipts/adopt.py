@@ -10,6 +10,7 @@ reused, locks are not.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import typing as t
@@ -21,7 +22,10 @@ from .spoolfile import REPLAYING
 from .spoolfile import file_lock
 from .spoolfile import file_size
 from .spoolfile import open_locked
+from .spoolfile import orphan_candidates
 from .spoolfile import replay_file
+
+logger = logging.getLogger(__name__)
 
 if t.TYPE_CHECKING:
     from .record import Receipt
@@ -100,3 +104,43 @@ def _replay(store: ReceiptStore, path: str, batch_size: int) -> int:
                 replaying, add, batch_size=batch_size, seen=seen, rejected_path=rejected
             )
     return replayed
+
+
+def adopt_orphans(
+    store: ReceiptStore,
+    spool_dir: str,
+    *,
+    own_path: str,
+    batch_size: int,
+    retry_interval: float,
+    stop: threading.Event,
+) -> None:
+    """Replay every spool of a dead process in ``spool_dir`` (all but
+    ``own_path``) into ``store``, until ``stop`` is set; a store that fails
+    ends the look, which the caller makes again in ``retry_interval``
+    seconds."""
+    try:
+        candidates = orphan_candidates(spool_dir)
+    except OSError:
+        return
+    for path in candidates:
+        if path == own_path or stop.is_set():
+            continue
+        try:
+            replayed = adopt_spool(store, path, batch_size=batch_size)
+        except Exception as err:
+            # The store is down, most likely: the next look tries again.
+            logger.warning(
+                "The spool %s of a stopped process could not be replayed"
+                " (%s); trying again in %g s.",
+                path,
+                type(err).__name__,
+                retry_interval,
+            )
+            return
+        if replayed:
+            logger.info(
+                "Replayed %d receipts from %s, the spool of a stopped process.",
+                replayed,
+                path,
+            )

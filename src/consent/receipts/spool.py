@@ -18,7 +18,6 @@ be reused), tells the living from the dead.
 from __future__ import annotations
 
 import collections
-import collections.abc as cabc
 import contextlib
 import logging
 import os
@@ -28,7 +27,7 @@ import typing as t
 import weakref
 
 from ..exceptions import ReceiptNotKeptError
-from .adopt import adopt_spool
+from .adopt import adopt_orphans
 from .spoolfile import APPEND_LOCK
 from .spoolfile import OWNER
 from .spoolfile import REPLAY_LOCK
@@ -41,7 +40,6 @@ from .spoolfile import file_lock
 from .spoolfile import file_size
 from .spoolfile import gen_of
 from .spoolfile import open_locked
-from .spoolfile import orphan_candidates
 from .spoolfile import replay_file
 from .spoolfile import wait_for_writers
 from .store import require_batch_size
@@ -508,23 +506,15 @@ class DurableRecorder:
 
     # Replaying.
 
-    @contextlib.contextmanager
-    def _replay_locked(self) -> cabc.Iterator[None]:
-        """Hold the spool's replay lock. While another process holds it, it
-        may be waiting for this one to let go of the spool file it took
-        aside (see :func:`wait_for_writers`): this process does so between
-        its tries, rather than making it wait its whole timeout."""
-        with self._replay_lock:
-            while True:
-                fd = open_locked(self._replay_lock_path, wait=False)
-                if fd is not None:
-                    break
-                self._let_go_if_taken()
-                time.sleep(0.01)
-            try:
-                yield
-            finally:
-                os.close(fd)
+    def _replay_locked(self) -> t.ContextManager[None]:
+        # Another process holding the replay lock may be waiting for this
+        # one to let go of the spool file it took aside (wait_for_writers):
+        # this process does so between its tries.
+        return file_lock(
+            self._replay_lock,
+            self._replay_lock_path,
+            while_waiting=self._let_go_if_taken,
+        )
 
     def _let_go_if_taken(self) -> None:
         if self._log.let_go_if_taken():
@@ -620,31 +610,14 @@ class DurableRecorder:
             self._log.own()
 
     def _adopt_orphans(self) -> None:
-        try:
-            candidates = orphan_candidates(self._dir)
-        except OSError:
-            return
-        for path in candidates:
-            if path == self.spool_path or self._stop.is_set():
-                continue
-            try:
-                replayed = adopt_spool(self.store, path, batch_size=self._batch_size)
-            except Exception as err:
-                # The store is down, most likely: the next look tries again.
-                logger.warning(
-                    "The spool %s of a stopped process could not be replayed"
-                    " (%s); trying again in %g s.",
-                    path,
-                    type(err).__name__,
-                    self._adopt_interval,
-                )
-                return
-            if replayed:
-                logger.info(
-                    "Replayed %d receipts from %s, the spool of a stopped process.",
-                    replayed,
-                    path,
-                )
+        adopt_orphans(
+            self.store,
+            self._dir,
+            own_path=self.spool_path,
+            batch_size=self._batch_size,
+            retry_interval=self._adopt_interval,
+            stop=self._stop,
+        )
 
     def close(self) -> None:
         """Stop the background threads; spooled receipts stay in the spool.

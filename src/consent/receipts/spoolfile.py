@@ -204,13 +204,26 @@ def open_locked(path: str, *, wait: bool) -> int | None:
 
 
 @contextlib.contextmanager
-def file_lock(lock: threading.Lock, path: str) -> cabc.Iterator[None]:
+def file_lock(
+    lock: threading.Lock,
+    path: str,
+    *,
+    while_waiting: cabc.Callable[[], object] | None = None,
+) -> cabc.Iterator[None]:
     """Hold ``lock`` and the file lock at ``path``: the thread lock orders
     this process's threads; the file lock orders processes that share the
-    spool, such as a web worker and ``flush`` from the command line."""
+    spool, such as a web worker and ``flush`` from the command line.
+
+    :param while_waiting: Called between tries while another process holds
+        the file lock, instead of waiting without a word for it.
+    """
     with lock:
-        fd = open_locked(path, wait=True)
-        assert fd is not None
+        fd = open_locked(path, wait=while_waiting is None)
+        while fd is None:
+            assert while_waiting is not None
+            while_waiting()
+            time.sleep(0.01)
+            fd = open_locked(path, wait=False)
         try:
             yield
         finally:
