@@ -354,8 +354,14 @@ def test_interrupt_closes_everything(tmp_path: Path, whole_group: bool) -> None:
         process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "consent",
+                "-c",
+                # As in a terminal, whatever started the test suite: a shell
+                # without job control starts background commands with SIGINT
+                # ignored, and their children inherit that.
+                "import runpy, signal, sys;"
+                " signal.signal(signal.SIGINT, signal.default_int_handler);"
+                " sys.argv[0] = 'consent';"
+                " runpy.run_module('consent', run_name='__main__')",
                 "scan",
                 server.url,
                 "--browser",
