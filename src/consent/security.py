@@ -14,6 +14,7 @@ import hmac
 import secrets
 import typing as t
 from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 from itsdangerous import BadData
 from itsdangerous import SignatureExpired
@@ -149,7 +150,8 @@ def check_same_origin(
 
 
 def safe_next(target: str | None, root: str = "/") -> str:
-    """Return ``target`` when it is a path on this site, else ``root``.
+    """Return ``target`` when it is a path on this site (without an empty
+    query or fragment), else ``root``.
 
     Accepted: a path starting with a single ``/`` (no scheme, no host, no
     backslash, no control character), at most 2 KB, under ``root``. Anything
@@ -170,4 +172,6 @@ def safe_next(target: str | None, root: str = "/") -> str:
         return root
     if not target.startswith(root.rstrip("/") + "/") and target != root:
         return root
-    return target
+    # Without an empty query or fragment ("/#" is "/"), as werkzeug writes
+    # every Location header: each adapter sends the same one.
+    return urlunsplit(parts)
