@@ -135,30 +135,25 @@ def wait_for_writers(path: str, timeout: float) -> bool:
     """
     if sys.platform == "win32":
         return True  # owners there check each write instead (no shared lock)
-    import fcntl
-
     try:
         fd = os.open(path, os.O_RDONLY | OPEN_FLAGS)
     except FileNotFoundError:
         return True
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.01)
-            else:
-                return True
+        while not _lock_file(fd, wait=False):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
     finally:
         os.close(fd)
 
 
-def _lock_file(fd: int, *, wait: bool) -> bool:
+def _lock_file(fd: int, *, wait: bool, shared: bool = False) -> bool:
     # Imported here, where it is used: fcntl exists only on Unix, and the
-    # package must import everywhere.
+    # package must import everywhere. Windows has no shared lock; nothing
+    # asks for one there (see SpoolLog.own).
     if sys.platform == "win32":
         import msvcrt
 
@@ -172,8 +167,9 @@ def _lock_file(fd: int, *, wait: bool) -> bool:
         return True
     import fcntl
 
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
@@ -325,20 +321,9 @@ OnWritten = t.Callable[[Entry, Gen, bool], None]
 class _File:
     """An open spool file and the threads writing to it."""
 
-    __slots__ = (
-        "fd",
-        "gen",
-        "users",
-        "size",
-        "texts",
-        "is_new",
-        "has_foreign",
-        "is_shared",
-    )
+    __slots__ = ("fd", "gen", "users", "size", "texts", "is_new", "has_foreign")
 
-    def __init__(
-        self, fd: int, gen: Gen, size: int, is_new: bool, *, is_shared: bool
-    ) -> None:
+    def __init__(self, fd: int, gen: Gen, size: int, is_new: bool) -> None:
         self.fd = fd
         self.gen = gen
         self.users = 0
@@ -348,9 +333,6 @@ class _File:
         self.is_new = is_new
         # A spool left by an earlier process of this id, or shared.
         self.has_foreign = size > 0
-        # Held with a shared lock: whoever takes it aside waits for this
-        # log to let it go, so an append needs no check of its path.
-        self.is_shared = is_shared
 
 
 class SpoolLog:
@@ -421,7 +403,9 @@ class SpoolLog:
                     data = b"\n" + data
                 self._write_all(file, data)
                 written = len(data)
-                if file.is_shared or self._is_at_path(file):
+                # An owner's file is under its shared lock: whoever takes it
+                # aside waits for the owner to let it go, so no check.
+                if self._is_owner or self._is_at_path(file):
                     if file.is_new:
                         # Its directory entry too, before any answer that
                         # relies on it (once, by each thread that saw it new).
@@ -459,7 +443,7 @@ class SpoolLog:
         :return: True when it did.
         """
         file = self._file
-        if file is None or not file.is_shared or self._is_at_path(file):
+        if file is None or not self._is_owner or self._is_at_path(file):
             return False
         with self.holding():
             if self._file is not file:
@@ -555,11 +539,9 @@ class SpoolLog:
             created = False
         try:
             if self._is_owner:
-                import fcntl
-
                 # Waits while a process that took the file aside makes sure
                 # that no owner writes to it any more.
-                fcntl.flock(fd, fcntl.LOCK_SH)
+                _lock_file(fd, wait=True, shared=True)
             found = os.fstat(fd)
             gen = (found.st_dev, found.st_ino)
             if self._is_owner and gen_of(self.path) != gen:
@@ -572,4 +554,4 @@ class SpoolLog:
         except BaseException:
             os.close(fd)
             raise
-        return _File(fd, gen, found.st_size, created, is_shared=self._is_owner)
+        return _File(fd, gen, found.st_size, created)
