@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing as t
 
 import pytest
 
@@ -783,6 +785,39 @@ store.close()
 """
 
 
+@contextlib.contextmanager
+def recording(
+    live: DurableRecorder, consent_ids: list[str], *, pause: float = 0.0
+) -> t.Iterator[tuple[list[str], list[Exception]]]:
+    """A thread per consent id recording receipts with ``live`` until the
+    block ends; yields the ids of the receipts recorded and the errors met."""
+    recorded: list[str] = []
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def record(consent_id: str) -> None:
+        count = 0
+        try:
+            while not stop.is_set() and count < 100_000:
+                receipt = receipt_n(count, consent_id=consent_id)
+                count += 1
+                live.record(receipt)
+                recorded.append(receipt.receipt_id)
+                time.sleep(pause)
+        except Exception as err:  # pragma: no cover - reported by the caller
+            errors.append(err)
+
+    threads = [threading.Thread(target=record, args=(c,)) for c in consent_ids]
+    for thread in threads:
+        thread.start()
+    try:
+        yield recorded, errors
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+
 def test_receipts_appended_while_another_process_takes_the_spool_are_kept(
     tmp_path, recorders
 ):
@@ -800,26 +835,8 @@ def test_receipts_appended_while_another_process_takes_the_spool_are_kept(
         stdout=subprocess.PIPE,
         text=True,
     )
-    recorded: list[str] = []
-    errors: list[Exception] = []
-
-    def append(n: int) -> None:
-        deadline = time.monotonic() + 2.5
-        count = 0
-        try:
-            while time.monotonic() < deadline:
-                receipt = receipt_n(count, consent_id=f"thread-{n}")
-                count += 1
-                live.record(receipt)
-                recorded.append(receipt.receipt_id)
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=append, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    with recording(live, [f"thread-{n}" for n in range(4)]) as (recorded, errors):
+        time.sleep(2.5)
     out, _ = taker.communicate(timeout=60)
     assert taker.returncode == 0
     assert errors == []
@@ -876,31 +893,15 @@ def test_taking_the_spool_of_a_busy_owner_does_not_wait_its_timeout(
     store = SQLiteReceiptStore(tmp_path / "receipts.db")
     spool = tmp_path / "spool.jsonl"
     live = recorders(store, spool, background=True)
-    stop = threading.Event()
-    recorded: list[str] = []
-
-    def append() -> None:
-        count = 0
-        while not stop.is_set() and count < 100_000:
-            receipt = receipt_n(count, consent_id="busy")
-            count += 1
-            live.record(receipt)
-            recorded.append(receipt.receipt_id)
-            time.sleep(0.002)
-
-    writer = threading.Thread(target=append)
-    writer.start()
-    try:
-        durations = []
+    durations = []
+    with recording(live, ["busy"], pause=0.002) as (recorded, errors):
         for _ in range(6):
             taker = recorders(store, spool, timeout=5)
             started = time.monotonic()
             taker.flush()
             durations.append(time.monotonic() - started)
             time.sleep(0.1)
-    finally:
-        stop.set()
-        writer.join(30)
+    assert errors == []
     assert max(durations) < 2.5, durations
     assert live.sync(10)
     recorders(store, spool).flush()
