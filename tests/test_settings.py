@@ -11,6 +11,7 @@ import pytest
 from consent import ConfigurationError
 from consent import Policy
 from consent import framing_headers
+from consent.i18n import available_languages
 from consent.settings import DEFAULTS
 from consent.settings import Settings
 from tests.conftest import make_policy
@@ -102,6 +103,29 @@ def test_default_language_must_be_configured() -> None:
     assert message == (
         "CONSENT_DEFAULT_LANGUAGE 'de' is not one of CONSENT_LANGUAGES (en)."
     )
+
+
+@pytest.mark.parametrize("languages", ["en,fr", b"en", ["en", ""], ["en", 3], 7, []])
+def test_languages_must_be_a_list_of_tags(languages: t.Any) -> None:
+    assert error_of(CONSENT_LANGUAGES=languages).startswith("CONSENT_LANGUAGES must ")
+
+
+def test_a_language_needs_a_catalogue_or_texts_of_its_own() -> None:
+    message = error_of(CONSENT_LANGUAGES=["en", "xx", "EN-gb"])
+    assert message.startswith(
+        "CONSENT_LANGUAGES names 'xx', 'EN-gb', which has no catalogue and no"
+        " CONSENT_TEXTS of its own"
+    )
+    # Texts for every language ('*') do not make one a translation.
+    assert "'xx'" in error_of(
+        CONSENT_LANGUAGES=["en", "xx"], CONSENT_TEXTS={"*": {"banner.title": "Hi"}}
+    )
+    settings = read(
+        CONSENT_LANGUAGES=("fr", "en", "xx", "fr"),
+        CONSENT_TEXTS={"xx": {"banner.title": "Xx"}},
+    )
+    assert settings.languages == ("fr", "en", "xx")
+    assert read(CONSENT_LANGUAGES=None).languages == available_languages()
 
 
 def test_language_selector_must_be_callable() -> None:

@@ -228,6 +228,39 @@ def _secret_keys(
     return tuple(keys)
 
 
+def _languages(
+    reader: _Reader, texts: cabc.Mapping[str, cabc.Mapping[str, str]]
+) -> tuple[str, ...]:
+    """``CONSENT_LANGUAGES``: every shipped catalogue when unset; otherwise
+    each language must have a shipped catalogue or its own ``CONSENT_TEXTS``,
+    or its visitors would get English texts marked as another language."""
+    key = "CONSENT_LANGUAGES"
+    value = reader.get(key)
+    shipped = available_languages()
+    if value is None:
+        return shipped
+    if (
+        isinstance(value, str | bytes)
+        or not isinstance(value, cabc.Iterable)
+        or not all(isinstance(tag, str) and tag for tag in value)
+    ):
+        reader.fail(
+            key, f"must be a list of languages such as ['en', 'fr'], not {value!r}."
+        )
+    languages = tuple(dict.fromkeys(value))
+    if not languages:
+        reader.fail(key, "must name at least one language, or be None for all.")
+    unknown = [tag for tag in languages if tag not in shipped and tag not in texts]
+    if unknown:
+        reader.fail(
+            key,
+            f"names {', '.join(map(repr, unknown))}, which has no catalogue and no"
+            " CONSENT_TEXTS of its own: translate the texts there, or use a shipped"
+            f" catalogue ({', '.join(shipped)}).",
+        )
+    return languages
+
+
 def _profile(reader: _Reader, key: str) -> Profile | None:
     value = reader.get(key)
     if value is None or isinstance(value, Profile):
@@ -390,15 +423,6 @@ class Settings:
                 f" slash), not {prefix!r}.",
             )
 
-        shipped = available_languages()
-        languages = tuple(read.get("CONSENT_LANGUAGES") or shipped)
-        default_language = read.get("CONSENT_DEFAULT_LANGUAGE")
-        if default_language not in languages:
-            read.fail(
-                "CONSENT_DEFAULT_LANGUAGE",
-                f"{default_language!r} is not one of CONSENT_LANGUAGES"
-                f" ({', '.join(languages)}).",
-            )
         texts = read.get("CONSENT_TEXTS")
         if not isinstance(texts, cabc.Mapping) or not all(
             isinstance(v, cabc.Mapping) for v in texts.values()
@@ -407,6 +431,14 @@ class Settings:
                 "CONSENT_TEXTS",
                 "must map a language (or '*') to {message key: text}, such as"
                 " {'en': {'banner.title': 'Cookies on Example'}}.",
+            )
+        languages = _languages(read, texts)
+        default_language = read.get("CONSENT_DEFAULT_LANGUAGE")
+        if default_language not in languages:
+            read.fail(
+                "CONSENT_DEFAULT_LANGUAGE",
+                f"{default_language!r} is not one of CONSENT_LANGUAGES"
+                f" ({', '.join(languages)}).",
             )
         _warn_unknown_texts(texts)
 
