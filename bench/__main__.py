@@ -20,6 +20,8 @@ import traceback
 import typing as t
 from pathlib import Path
 
+from .common import verdict
+
 BENCHMARKS = (
     ("cookie_size", "1. Cookie size"),
     ("decode", "2. Cookie decode vs Flask session load"),
@@ -99,15 +101,22 @@ def main() -> int:
     facts["elapsed_seconds"] = time.monotonic() - started
 
     goals = [g for r in results.values() for g in r["goals"]]
-    failed = [g for g in goals if not g["passed"]]
+    failed = [g for g in goals if not g["passed"] and not g.get("unstable")]
+    unstable = [g for g in goals if g.get("unstable")]
     print(f"\nSummary ({facts['elapsed_seconds']:.0f} s)")
     for g in goals:
-        verdict = "PASS" if g["passed"] else "FAIL"
-        print(f"  {verdict}  {g['name']:<38} {g['measured']:>9}  goal {g['goal']}")
+        line = f"{g['name']:<38} {g['measured']:>9}  goal {g['goal']}"
+        print(f"  {verdict(g):<8}  {line}")
     if failed:
         print(f"\n{len(failed)} goal(s) FAILED:")
         for g in failed:
             print(f"  - {g['name']}: {g['measured']}, goal {g['goal']}")
+    if unstable:
+        print(
+            f"\n{len(unstable)} goal(s) UNSTABLE: the machine changed speed too much"
+            " during their run to decide them; run `make bench` again when it is"
+            " quieter."
+        )
     for module in errors:
         print(f"  - {module}: did not run (see the error above)")
 

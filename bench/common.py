@@ -118,6 +118,13 @@ class Goal(t.TypedDict):
     value: float
     limit: float
     passed: bool
+    #: The machine changed speed too much during the run to tell.
+    unstable: t.NotRequired[bool]
+
+
+#: Beyond this max/min of a contender's rounds, the machine changed speed too
+#: much during a run for its ratios to decide a goal, either way.
+MAX_SPREAD = 1.5
 
 
 def goal(name: str, value: float, limit: float, *, fmt: str, unit: str = "") -> Goal:
@@ -132,10 +139,50 @@ def goal(name: str, value: float, limit: float, *, fmt: str, unit: str = "") -> 
     }
 
 
+def at_least(
+    name: str, value: float, limit: float, *, fmt: str, unit: str = ""
+) -> Goal:
+    """A goal of the form ``value >= limit``."""
+    return {
+        "name": name,
+        "goal": f"≥ {limit:{fmt}}{unit}",
+        "measured": f"{value:{fmt}}{unit}",
+        "value": value,
+        "limit": limit,
+        "passed": value >= limit,
+    }
+
+
+def spread(values: cabc.Iterable[float]) -> float:
+    """The largest of ``values`` over the smallest: how steady rounds were."""
+    found = list(values)
+    return max(found) / min(found)
+
+
+def judged(goal: Goal, rounds_spread: float) -> Goal:
+    """``goal``, left undecided (not passed, shown as UNSTABLE) when the
+    rounds of a contender it compares varied more than :data:`MAX_SPREAD`:
+    the ratios of such a run are not evidence."""
+    if rounds_spread <= MAX_SPREAD:
+        return goal
+    return {
+        **goal,
+        "measured": f"{goal['measured']} (rounds varied {rounds_spread:.1f}×)",
+        "passed": False,
+        "unstable": True,
+    }
+
+
+def verdict(goal: Goal) -> str:
+    """PASS, FAIL, or UNSTABLE for a goal a run could not decide."""
+    if goal.get("unstable"):
+        return "UNSTABLE"
+    return "PASS" if goal["passed"] else "FAIL"
+
+
 def print_goals(goals: cabc.Iterable[Goal]) -> None:
     for g in goals:
-        verdict = "PASS" if g["passed"] else "FAIL"
-        print(f"  {verdict}  {g['name']}: {g['measured']} (goal {g['goal']})")
+        print(f"  {verdict(g)}  {g['name']}: {g['measured']} (goal {g['goal']})")
 
 
 ROOT = Path(__file__).resolve().parent.parent

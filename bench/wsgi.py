@@ -35,12 +35,16 @@ from werkzeug.test import EnvironBuilder
 
 from . import apps
 from . import asgi_apps
+from .common import MAX_SPREAD
+from .common import Goal
 from .common import goal
 from .common import gunicorn
 from .common import interleaved_timeit
+from .common import judged
 from .common import median
 from .common import paired_ratio
 from .common import print_goals
+from .common import spread
 from .common import uvicorn
 from .common import wrk
 
@@ -136,10 +140,18 @@ def measure(
             f"  {label} ({letter}) {what:<38} {ratios[letter]:5.3f}×"
             f"   ({median(rps[letter]):7.1f} req/s, {per_request:6.0f} µs/req)"
         )
+    spreads = {k: spread(v) for k, v in rps.items()}
+    if max(spreads.values()) > MAX_SPREAD:
+        print(
+            f"  UNSTABLE: {label} contenders varied up to"
+            f" {max(spreads.values()):.1f}× between rounds (the machine is busy);"
+            " the ratios of this run are not evidence"
+        )
     return {
         "runs": runs,
         "median_rps": {k: median(v) for k, v in rps.items()},
         "ratio_time_per_request": ratios,
+        "spreads": spreads,
     }
 
 
@@ -170,8 +182,9 @@ def _in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
     return interleaved_timeit(contenders, rounds=IN_PROCESS_ROUNDS, target=0.1)
 
 
-def _goals(label: str, ratios: cabc.Mapping[str, float]) -> list[t.Any]:
-    return [
+def _goals(label: str, measured: cabc.Mapping[str, t.Any]) -> list[Goal]:
+    ratios = measured["ratio_time_per_request"]
+    goals = [
         goal(f"{label} (b)/(a), asking", ratios["b"], GOAL_ASKED, fmt=".3f", unit="×"),
         goal(
             f"{label} (b)/(a) within its session's",
@@ -187,6 +200,13 @@ def _goals(label: str, ratios: cabc.Mapping[str, float]) -> list[t.Any]:
             fmt=".3f",
             unit="×",
         ),
+    ]
+    spreads = measured["spreads"]
+    # Each goal compares (b) or (c) with (a), and the first with (d) too.
+    involved = ["abd", "abd", "ac"]
+    return [
+        judged(g, max(spreads[k] for k in letters))
+        for g, letters in zip(goals, involved, strict=True)
     ]
 
 
@@ -217,8 +237,8 @@ def run() -> dict[str, t.Any]:
         )
 
     goals = [
-        *_goals("flask", flask["ratio_time_per_request"]),
-        *_goals("asgi", asgi["ratio_time_per_request"]),
+        *_goals("flask", flask),
+        *_goals("asgi", asgi),
     ]
     print_goals(goals)
     return {
