@@ -252,10 +252,11 @@ def _languages(
         reader.fail(key, "must name at least one language, or be None for all.")
     unknown = [tag for tag in languages if tag not in shipped and tag not in texts]
     if unknown:
+        which = "which has" if len(unknown) == 1 else "which have"
         reader.fail(
             key,
-            f"names {', '.join(map(repr, unknown))}, which has no catalogue and no"
-            " CONSENT_TEXTS of its own: translate the texts there, or use a shipped"
+            f"names {', '.join(map(repr, unknown))}, {which} no catalogue and no"
+            " CONSENT_TEXTS: translate the texts there, or use a shipped"
             f" catalogue ({', '.join(shipped)}).",
         )
     return languages
