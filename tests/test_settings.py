@@ -126,6 +126,8 @@ def test_a_language_needs_a_catalogue_or_texts_of_its_own() -> None:
         CONSENT_TEXTS={"xx": {"banner.title": "Xx"}},
     )
     assert settings.languages == ("fr", "en", "xx")
+    # Any iterable, read once.
+    assert read(CONSENT_LANGUAGES=iter(["fr", "en"])).languages == ("fr", "en")
     assert read(CONSENT_LANGUAGES=None).languages == available_languages()
 
 

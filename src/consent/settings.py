@@ -239,15 +239,17 @@ def _languages(
     shipped = available_languages()
     if value is None:
         return shipped
-    if (
-        isinstance(value, str | bytes)
-        or not isinstance(value, cabc.Iterable)
-        or not all(isinstance(tag, str) and tag for tag in value)
-    ):
+    # Read once: the value may be an iterator.
+    tags = (
+        None
+        if isinstance(value, str | bytes) or not isinstance(value, cabc.Iterable)
+        else tuple(value)
+    )
+    if tags is None or not all(isinstance(tag, str) and tag for tag in tags):
         reader.fail(
             key, f"must be a list of languages such as ['en', 'fr'], not {value!r}."
         )
-    languages = tuple(dict.fromkeys(value))
+    languages = tuple(dict.fromkeys(tags))
     if not languages:
         reader.fail(key, "must name at least one language, or be None for all.")
     unknown = [tag for tag in languages if tag not in shipped and tag not in texts]
