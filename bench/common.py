@@ -159,6 +159,22 @@ def spread(values: cabc.Iterable[float]) -> float:
     return max(found) / min(found)
 
 
+def round_spreads(
+    label: str, rounds: cabc.Mapping[str, cabc.Sequence[float]]
+) -> dict[str, float]:
+    """The :func:`spread` of each contender's rounds; says so when one of
+    them is beyond :data:`MAX_SPREAD`."""
+    spreads = {name: spread(values) for name, values in rounds.items()}
+    worst = max(spreads.values())
+    if worst > MAX_SPREAD:
+        print(
+            f"  UNSTABLE: {label} contenders varied up to {worst:.1f}× between"
+            " rounds (the machine is busy); the ratios of this run are not"
+            " evidence"
+        )
+    return spreads
+
+
 def judged(goal: Goal, rounds_spread: float) -> Goal:
     """``goal``, left undecided (not passed, shown as UNSTABLE) when the
     rounds of a contender it compares varied more than :data:`MAX_SPREAD`:

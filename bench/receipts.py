@@ -48,7 +48,6 @@ from consent.flask import Consent
 from consent.receipts import Receipt
 from consent.receipts import SQLiteReceiptStore
 
-from .common import MAX_SPREAD
 from .common import ROOT
 from .common import SECRET_KEY
 from .common import at_least
@@ -58,7 +57,7 @@ from .common import gunicorn
 from .common import judged
 from .common import median
 from .common import print_goals
-from .common import spread
+from .common import round_spreads
 from .common import wrk
 
 if t.TYPE_CHECKING:
@@ -357,7 +356,7 @@ def post_throughput() -> dict[str, t.Any]:
                 f" and {spooled[kind]} spooled"
             )
     rps = {k: [r["rps"] for r in runs[k]] for k in kinds}
-    spreads = {k: spread(v) for k, v in rps.items()}
+    spreads = round_spreads("receipts", rps)
     ratios = {
         k: median(x / off for x, off in zip(rps[k], rps["off"], strict=True))
         for k in kinds
@@ -374,12 +373,6 @@ def post_throughput() -> dict[str, t.Any]:
             f"{k} {kept[k]} (spooled {spooled[k]}) for {sent[k]} posts" for k in kept
         )
     )
-    if max(spreads.values()) > MAX_SPREAD:
-        print(
-            f"  UNSTABLE: the contenders varied up to {max(spreads.values()):.1f}×"
-            " between rounds (the machine is busy); the ratios of this run are not"
-            " evidence"
-        )
     return {
         "rounds": ROUNDS,
         "seconds": DURATION,
