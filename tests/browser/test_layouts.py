@@ -45,10 +45,16 @@ LAYOUTS = ["bar", "box", "center", "inline"]
 #: (CONSENT_THEME, the browser's prefers-color-scheme)
 THEMES = [("light", "light"), ("dark", "light"), ("auto", "light"), ("auto", "dark")]
 
+#: Every layout shift, with what moved (tag, id, class; null for a
+#: pseudo-element) from where to where, so a failure names the culprit.
 LAYOUT_SHIFTS = """
 window.consentShifts = [];
+const rect = (r) => [r.x, r.y, r.width, r.height].join(",");
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) window.consentShifts.push(e.value);
+  for (const e of list.getEntries()) window.consentShifts.push(
+    e.value + " " + e.sources.map((s) => [
+      s.node ? `${s.node.nodeName}#${s.node.id || ""}.${s.node.className || ""}` : null,
+      rect(s.previousRect), rect(s.currentRect)].join(" ")).join("; "));
 }).observe({type: "layout-shift", buffered: true});
 """
 
