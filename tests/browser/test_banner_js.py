@@ -444,11 +444,27 @@ def _gpc_posts(requests: Recorder) -> list[dict[str, t.Any]]:
     return posts
 
 
+def _wait_for_gpc_post(page: Page, requests: Recorder) -> None:
+    """Wait (10 s at most) until consent.js has posted the signal and the
+    answer has come back, then a little longer for a second post."""
+    for _ in range(100):
+        posted = [
+            r
+            for r in requests.requests
+            if r.method == "POST" and r.url.endswith("/consent")
+        ]
+        if posted:
+            assert posted[0].response() is not None
+            break
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(300)
+
+
 def test_gpc_in_javascript_posts_once(url: str, context: BrowserContext) -> None:
     context.add_init_script(GPC_ON)
     page, requests = _open(context, url)
     page.wait_for_function("() => navigator.globalPrivacyControl === true")
-    page.wait_for_timeout(500)
+    _wait_for_gpc_post(page, requests)
     assert _gpc_posts(requests) == [{"action": "reject_all", "method": "gpc_js"}]
     state = _state(page)
     assert state.get("gpc") is True
