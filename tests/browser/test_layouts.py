@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import os
 import re
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,43 @@ def test_the_page_stays_usable(
         page.evaluate("scrollTo(0, 0)")
         page.click("main a")
         page.wait_for_url("**/page/2")
+    finally:
+        context.close()
+
+
+#: Common site resets that change how the end of a page is measured.
+RESETS = {
+    "none": "",
+    "html-100": "html { height: 100% }",
+    "border-box": "*, *::before, *::after { box-sizing: border-box }"
+    " html, body { margin: 0 } html { height: 100% } body { min-height: 100% }",
+    "flex-body": "body { display: flex; flex-direction: column;"
+    " min-height: 100vh; margin: 0 }",
+}
+
+
+@pytest.mark.parametrize("reset", RESETS.values(), ids=RESETS.keys())
+@pytest.mark.parametrize("layout", ["bar", "box", "center"])
+def test_the_end_of_the_page_clears_the_banner(
+    browser: Browser, layout: str, reset: str
+) -> None:
+    """Whatever the site's reset, the end of the page scrolls clear of a
+    fixed banner."""
+    css = (files("consent") / "static" / "consent" / "consent.css").read_text()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_content(
+            f"<!doctype html><style>{css}</style><style>{reset}</style>"
+            '<aside id="cookie-consent"'
+            f' class="consent-banner consent-layout-{layout}">'
+            "<p>Your choice about cookies</p><div class=consent-actions>"
+            "<button class=consent-button>Accept all</button></div></aside>"
+            '<main style="height: 2000px">Article</main><footer>End</footer>'
+        )
+        page.evaluate("scrollTo(0, document.documentElement.scrollHeight)")
+        footer, banner = _box(page, "footer"), _box(page, "#cookie-consent")
+        assert footer["y"] + footer["height"] <= banner["y"]
     finally:
         context.close()
 
