@@ -53,6 +53,13 @@ RESERVED_SCRIPT_ATTRIBUTES = frozenset(
     }
 )
 
+#: Holds the first paint (in browsers that know ``rel="expect"``) until the
+#: banner's last element, the Customize form, is parsed; without it, parsing
+#: ends the wait.
+_EXPECT_BANNER = Markup(
+    '<link rel="expect" href="#consent-customize" blocking="render">'
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Urls:
@@ -158,12 +165,17 @@ class Page:
 
         Optional: without it, the banner carries its own tags. While the
         banner shows, its CSS and script are in the page (``CONSENT_INLINE_ASSETS``): a
-        first visit then waits for no stylesheet request.
+        first visit then waits for no stylesheet request. It also asks the
+        browser (``<link rel="expect" blocking="render">``) to hold the first
+        paint until the banner's last element is parsed: a slow parse then
+        never paints half a banner that grows into place.
         """
         visitor = self.visitor
         visitor.head_rendered = True
-        inline = visitor.site.settings.inline_assets and visitor.shows_banner
-        return self.asset_tags(inline=inline)
+        if not visitor.shows_banner:
+            return self.asset_tags(inline=False)
+        inline = visitor.site.settings.inline_assets
+        return _EXPECT_BANNER + self.asset_tags(inline=inline)
 
     def context(self) -> dict[str, t.Any]:
         """What the banner and the library's pages render with."""

@@ -97,6 +97,23 @@ def test_banner_rendered_by_the_template_is_not_injected_again(adapter) -> None:
     assert 'rel="stylesheet"' not in html
 
 
+def test_head_holds_the_first_paint_until_the_banner_is_parsed(adapter) -> None:
+    """``consent_head()`` names the banner's last element in a render-blocking
+    ``rel="expect"`` link while the banner shows, and drops it after."""
+    client = adapter.make_app(views={**DEFAULT_VIEWS, "/manual": MANUAL}).client()
+    html = client.get("/manual").text
+    link = re.search(r'<link rel="expect" href="#([\w-]+)" blocking="render">', html)
+    assert link is not None
+    assert link.end() < html.index("</head>")
+    banner = html[html.index(BANNER) : html.index("</aside>")]
+    last = re.findall(r'<[a-z]+ id="([\w-]+)"', banner)[-1]
+    assert last == link.group(1)
+    post_choice(client, "reject_all")
+    after = client.get("/manual").text
+    assert 'rel="expect"' not in after
+    assert "consent.js" in after
+
+
 def test_no_injection_when_turned_off(adapter) -> None:
     client = adapter.make_app(CONSENT_AUTO_INJECT=False).client()
     assert BANNER not in client.get("/").text
