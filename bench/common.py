@@ -127,30 +127,29 @@ class Goal(t.TypedDict):
 MAX_SPREAD = 1.5
 
 
-def goal(name: str, value: float, limit: float, *, fmt: str, unit: str = "") -> Goal:
-    """A goal of the form ``value <= limit``."""
+def _goal(
+    name: str, value: float, limit: float, sign: str, passed: bool, fmt: str, unit: str
+) -> Goal:
     return {
         "name": name,
-        "goal": f"≤ {limit:{fmt}}{unit}",
+        "goal": f"{sign} {limit:{fmt}}{unit}",
         "measured": f"{value:{fmt}}{unit}",
         "value": value,
         "limit": limit,
-        "passed": value <= limit,
+        "passed": passed,
     }
+
+
+def goal(name: str, value: float, limit: float, *, fmt: str, unit: str = "") -> Goal:
+    """A goal of the form ``value <= limit``."""
+    return _goal(name, value, limit, "≤", value <= limit, fmt, unit)
 
 
 def at_least(
     name: str, value: float, limit: float, *, fmt: str, unit: str = ""
 ) -> Goal:
     """A goal of the form ``value >= limit``."""
-    return {
-        "name": name,
-        "goal": f"≥ {limit:{fmt}}{unit}",
-        "measured": f"{value:{fmt}}{unit}",
-        "value": value,
-        "limit": limit,
-        "passed": value >= limit,
-    }
+    return _goal(name, value, limit, "≥", value >= limit, fmt, unit)
 
 
 def spread(values: cabc.Iterable[float]) -> float:

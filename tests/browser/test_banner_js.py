@@ -434,25 +434,26 @@ def test_strict_csp(site: cabc.Callable[..., str], browser: Browser, csp: str) -
         context.close()
 
 
+def _gpc_requests(requests: Recorder) -> list[Request]:
+    """The posts consent.js made for the browser's GPC signal."""
+    return [
+        r
+        for r in requests.requests
+        if r.method == "POST"
+        and r.url.endswith("/consent")
+        and json.loads(r.post_data or "{}").get("method") == "gpc_js"
+    ]
+
+
 def _gpc_posts(requests: Recorder) -> list[dict[str, t.Any]]:
-    posts = []
-    for r in requests.requests:
-        if r.method == "POST" and r.url.endswith("/consent"):
-            body = json.loads(r.post_data or "{}")
-            if body.get("method") == "gpc_js":
-                posts.append(body)
-    return posts
+    return [json.loads(r.post_data or "{}") for r in _gpc_requests(requests)]
 
 
 def _wait_for_gpc_post(page: Page, requests: Recorder) -> None:
     """Wait (10 s at most) until consent.js has posted the signal and the
     answer has come back, then a little longer for a second post."""
     for _ in range(100):
-        posted = [
-            r
-            for r in requests.requests
-            if r.method == "POST" and r.url.endswith("/consent")
-        ]
+        posted = _gpc_requests(requests)
         if posted:
             assert posted[0].response() is not None
             break

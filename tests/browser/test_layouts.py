@@ -10,13 +10,13 @@ from __future__ import annotations
 import collections.abc as cabc
 import os
 import re
-from importlib.resources import files
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import Page
 
+from consent.assets import banner_css
 from consent.i18n import available_languages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,7 +220,7 @@ def test_the_end_of_the_page_clears_the_banner(
 ) -> None:
     """Whatever the site's reset, the end of the page scrolls clear of a
     fixed banner."""
-    css = (files("consent") / "static" / "consent" / "consent.css").read_text()
+    css = banner_css()
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
