@@ -98,7 +98,5 @@ class _VisitorProxy:
 current_consent: Visitor = t.cast("Visitor", _VisitorProxy())
 
 
-_helpers = TemplateHelpers(page)
-
-#: What every template gets as globals: the helpers and ``consent``.
-TEMPLATE_GLOBALS: dict[str, t.Any] = {"consent": current_consent, **_helpers.globals()}
+#: The helpers every template of the app knows by name, with ``consent``.
+HELPERS = TemplateHelpers(page)

@@ -48,8 +48,9 @@ from ..settings import Settings
 from ..site import Site
 from ..visitor import Visitor
 from ._context import CURRENT
-from ._context import TEMPLATE_GLOBALS
+from ._context import HELPERS
 from ._context import RequestState
+from ._context import current_consent
 from ._exchange import Exchange
 from ._exchange import mark_private
 from ._request import ScopeRequest
@@ -84,14 +85,14 @@ def _environment(templates: t.Any) -> tuple[jinja2.Environment, jinja2.Environme
         )
     loader: jinja2.BaseLoader = package
     if app_env is not None:
-        app_env.globals.update(TEMPLATE_GLOBALS)
+        HELPERS.install(app_env, consent=current_consent)
         if app_env.loader is not None:
             loader = jinja2.ChoiceLoader([app_env.loader, package])
         # The app's templates can import the library's macros too
         # ("consent/macros.html"), as a Flask blueprint's templates allow.
         app_env.loader = loader
     own = jinja2.Environment(loader=loader, autoescape=True)
-    own.globals.update(TEMPLATE_GLOBALS)
+    HELPERS.install(own, consent=current_consent)
     return own, app_env or own
 
 

@@ -40,7 +40,7 @@ from ._context import current_consent
 from ._context import current_visitor
 from ._context import page
 from ._context import visitor
-from .helpers import TEMPLATE_GLOBALS
+from .helpers import HELPERS
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -110,8 +110,9 @@ class Consent:
         self._states[app] = AppState(site)
         app.extensions[EXTENSION] = self
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
-        # Globals, not a context processor: a render pays nothing for them.
-        app.jinja_env.globals.update(TEMPLATE_GLOBALS, consent=current_consent)
+        # Neither globals nor a context processor: a render that does not
+        # use them pays nothing for them.
+        HELPERS.install(app.jinja_env, consent=current_consent)
         # Flask runs after_request hooks last-registered first: put ours at
         # the end of that order, so it sees the cookies every other hook and
         # extension set, including those set up before this one.

@@ -10,14 +10,12 @@ from ..html import TemplateHelpers
 from ._context import csp_nonce as csp_nonce
 from ._context import page
 
-_helpers = TemplateHelpers(page)
+#: The helpers every template of the app knows by name.
+HELPERS = TemplateHelpers(page)
 
-#: The helpers every template gets as globals.
-TEMPLATE_GLOBALS = _helpers.globals()
-
-consent_banner = _helpers.consent_banner
-consent_head = _helpers.consent_head
-consent_settings_link = _helpers.consent_settings_link
-consent_script = _helpers.consent_script
-consent_embed = _helpers.consent_embed
-consent_mode_head = _helpers.consent_mode_head
+consent_banner = HELPERS.consent_banner
+consent_head = HELPERS.consent_head
+consent_settings_link = HELPERS.consent_settings_link
+consent_script = HELPERS.consent_script
+consent_embed = HELPERS.consent_embed
+consent_mode_head = HELPERS.consent_mode_head
