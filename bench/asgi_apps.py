@@ -12,6 +12,9 @@ with Starlette's ``Jinja2Templates`` from a template compiled once:
   never asks.
 - ``session``: Starlette's ``SessionMiddleware``; the page reads
   ``session["x"]`` (Starlette's own signed cookie, the reference cost).
+- ``passthrough`` (timed in process only): :class:`PassThrough`, the least
+  any middleware that enforces cookies does: it wraps ``send`` and looks
+  through the response's headers for ``Set-Cookie``.
 
 All four answer the same bytes when the consent cookie grants analytics and
 the session cookie holds ``x``.
@@ -42,12 +45,41 @@ from .apps import page_source
 from .common import SECRET_KEY
 from .common import bench_policy
 
+#: The kinds of ASGI app: those of :mod:`bench.apps`, and the floor.
+ASGI_KINDS = (*KINDS, "passthrough")
+
+
+class PassThrough:
+    """A pure ASGI middleware that wraps ``send`` and reads the response's
+    headers, and does nothing else: the floor of an enforcing middleware."""
+
+    def __init__(self, app: t.Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_on(message: t.Any) -> None:
+            if message["type"] == "http.response.start":
+                for name, _ in message.get("headers", ()):
+                    if name.lower() == b"set-cookie":
+                        break
+            await send(message)
+
+        await self.app(scope, receive, send_on)
+
 
 def create() -> Starlette:
     """Return the benchmark app named by ``BENCH_ASGI_KIND``."""
-    kind = os.environ.get("BENCH_ASGI_KIND", "plain")
-    if kind not in KINDS:
-        raise ValueError(f"BENCH_ASGI_KIND must be one of {', '.join(KINDS)}")
+    return app_of(os.environ.get("BENCH_ASGI_KIND", "plain"))
+
+
+def app_of(kind: str) -> Starlette:
+    """Return the benchmark app of ``kind`` (one of :data:`ASGI_KINDS`)."""
+    if kind not in ASGI_KINDS:
+        raise ValueError(f"the kind must be one of {', '.join(ASGI_KINDS)}")
     env = jinja2.Environment(autoescape=True)
     templates = Jinja2Templates(env=env)
     middleware: list[Middleware] = []
@@ -63,7 +95,9 @@ def create() -> Starlette:
         )
     elif kind == "session":
         middleware.append(Middleware(SessionMiddleware, secret_key=SECRET_KEY))
-    template = env.from_string(page_source(kind))
+    elif kind == "passthrough":
+        middleware.append(Middleware(PassThrough))
+    template = env.from_string(page_source("plain" if kind == "passthrough" else kind))
 
     async def index(request: Request) -> Response:
         context: dict[str, t.Any] = {"analytics": True, **CONTEXT}

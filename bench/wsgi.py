@@ -15,14 +15,18 @@ the session contender's requests also carry a session cookie: the
 framework's own signed cookie, the reference cost. See :mod:`bench.apps` and
 :mod:`bench.asgi_apps` for what each app does.
 
-Context, for Flask: the same four apps called in process (a WSGI call with
-the same headers, no server and no network), timed interleaved, which shows
-the microseconds each one adds per request without the loopback and server
-costs that dilute the ratios above.
+Context: the same apps called in process (a WSGI call, or an ASGI call on
+one event loop, with the same headers; no server and no network), timed
+interleaved, which shows the microseconds each one adds per request without
+the loopback and server costs that dilute the ratios above. In process, the
+ASGI apps have a fifth contender, the floor: a middleware that only wraps
+``send`` and reads the response's headers
+(:class:`bench.asgi_apps.PassThrough`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections.abc as cabc
 import contextlib
 import os
@@ -51,6 +55,8 @@ ROUNDS = int(os.environ.get("BENCH_WSGI_ROUNDS", "8"))
 DURATION = int(os.environ.get("BENCH_WSGI_SECONDS", "3"))
 WARMUP = 1
 IN_PROCESS_ROUNDS = 15
+#: ASGI requests per timed call in process (one run of the event loop).
+ASGI_BATCH = 50
 CONNECTIONS = 8
 #: A page that asks consent.allows: at most this much slower than without.
 GOAL_ASKED = 1.10
@@ -175,6 +181,97 @@ def _in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
     return interleaved_timeit(contenders, rounds=IN_PROCESS_ROUNDS, target=0.1)
 
 
+def _asgi_in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
+    """Seconds per in-process ASGI request of each contender and of the
+    floor (``e``), per round."""
+    loop = asyncio.new_event_loop()
+    sent: list[t.Any] = []
+
+    async def receive() -> dict[str, t.Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: t.Any) -> None:
+        sent.append(message)
+
+    def caller(kind: str, cookie: str) -> cabc.Callable[[], object]:
+        app = asgi_apps.app_of(kind)
+        headers = [
+            (b"host", b"127.0.0.1"),
+            (b"accept", b"*/*"),
+            (b"cookie", cookie.encode("latin-1")),
+        ]
+
+        async def batch() -> None:
+            for _ in range(ASGI_BATCH):
+                await app(_scope(headers), receive, send)
+            sent.clear()
+
+        def call() -> None:
+            loop.run_until_complete(batch())
+
+        loop.run_until_complete(app(_scope(headers), receive, send))
+        body = b"".join(m.get("body", b"") for m in sent if "body" in m)
+        sent.clear()
+        assert apps.ANALYTICS_TAG.encode() in body, kind
+        return call
+
+    kinds = {**{k: v[0] for k, v in CONTENDERS.items()}, "e": "passthrough"}
+    plain = cookies["a"]
+    try:
+        contenders = {
+            letter: caller(kind, cookies.get(letter, plain))
+            for letter, kind in kinds.items()
+        }
+        samples = interleaved_timeit(contenders, rounds=IN_PROCESS_ROUNDS, target=0.1)
+    finally:
+        loop.close()
+    return {k: [s / ASGI_BATCH for s in v] for k, v in samples.items()}
+
+
+def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, t.Any]:
+    """A new HTTP scope for ``GET /`` with ``headers``, as uvicorn makes it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+def _print_in_process(
+    label: str, samples: cabc.Mapping[str, list[float]]
+) -> dict[str, t.Any]:
+    """Print the in-process context of one adapter; its figures."""
+    micro = {k: median(v) * 1e6 for k, v in samples.items()}
+    ratios = {k: paired_ratio(samples, k, "a") for k in samples}
+    print(f"  context, {label} in process (no server), {IN_PROCESS_ROUNDS} rounds:")
+    for letter in samples:
+        what = (
+            CONTENDERS[letter][1]
+            if letter in CONTENDERS
+            else "floor: a pass-through middleware"
+        )
+        added = micro[letter] - micro["a"]
+        print(
+            f"  ({letter}) {ratios[letter]:5.3f}×"
+            f"   ({micro[letter]:6.1f} µs/req, {added:+6.1f} µs vs (a))  {what}"
+        )
+    return {
+        "rounds": IN_PROCESS_ROUNDS,
+        "median_microseconds": micro,
+        "ratio_time_per_request": ratios,
+        "samples_seconds": dict(samples),
+    }
+
+
 def _goals(label: str, measured: cabc.Mapping[str, t.Any]) -> list[Goal]:
     ratios = measured["ratio_time_per_request"]
     spreads = measured["spreads"]
@@ -233,16 +330,8 @@ def run() -> dict[str, t.Any]:
     flask = measure("flask", serve_flask, flask_cookies)
     asgi = measure("asgi", serve_asgi, asgi_cookies)
 
-    samples = _in_process(flask_cookies)
-    in_process_us = {k: median(v) * 1e6 for k, v in samples.items()}
-    in_process_ratios = {k: paired_ratio(samples, k, "a") for k in CONTENDERS}
-    print(f"  context, Flask in process (no server), {IN_PROCESS_ROUNDS} rounds:")
-    for letter in CONTENDERS:
-        added = in_process_us[letter] - in_process_us["a"]
-        print(
-            f"  ({letter}) {in_process_ratios[letter]:5.3f}×"
-            f"   ({in_process_us[letter]:6.1f} µs/req, {added:+6.1f} µs vs (a))"
-        )
+    flask_in_process = _print_in_process("Flask", _in_process(flask_cookies))
+    asgi_in_process = _print_in_process("ASGI", _asgi_in_process(asgi_cookies))
 
     goals = [
         *_goals("flask", flask),
@@ -256,12 +345,8 @@ def run() -> dict[str, t.Any]:
         "contenders": {k: {"app": v[0], "what": v[1]} for k, v in CONTENDERS.items()},
         "flask": flask,
         "asgi": asgi,
-        "in_process": {
-            "rounds": IN_PROCESS_ROUNDS,
-            "median_microseconds": in_process_us,
-            "ratio_time_per_request": in_process_ratios,
-            "samples_seconds": samples,
-        },
+        "in_process": flask_in_process,
+        "asgi_in_process": asgi_in_process,
         "goals": goals,
     }
 
