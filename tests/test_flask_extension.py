@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask import render_template_string
+from flask import stream_template_string
 
 from consent import ConfigurationError
 from consent import Policy
@@ -89,6 +91,37 @@ def test_extension_is_registered(new_app, policy: Policy) -> None:
     assert app.extensions["consent"] is ext
     assert "consent" in app.blueprints
     assert not hasattr(ext, "app")
+
+
+def test_templates_find_the_helpers_without_globals(
+    new_app, policy: Policy
+) -> None:
+    """Rendered, streamed and string templates find the helpers and
+    ``consent`` by name; none of them is a Jinja global, which Jinja would
+    copy into every render."""
+    app = new_app()
+    Consent(app, policy)
+    source = (
+        '{{ consent.allows("analytics") }}'
+        ' {{ consent_script("analytics", "/a.js") }}'
+    )
+
+    @app.get("/string")
+    def string() -> str:
+        return render_template_string(source)
+
+    @app.get("/stream")
+    def stream() -> t.Any:
+        return stream_template_string(source)
+
+    assert not {"consent", "consent_script", "consent_head"} & set(
+        app.jinja_env.globals
+    )
+    client = app.test_client()
+    for path in ("/string", "/stream"):
+        html = client.get(path).text
+        assert html.startswith("False <script")
+        assert 'data-consent-src="/a.js"' in html
 
 
 def test_app_factory_with_two_apps(new_app, policy: Policy, csrf_token) -> None:
