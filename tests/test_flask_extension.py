@@ -93,17 +93,14 @@ def test_extension_is_registered(new_app, policy: Policy) -> None:
     assert not hasattr(ext, "app")
 
 
-def test_templates_find_the_helpers_without_globals(
-    new_app, policy: Policy
-) -> None:
+def test_templates_find_the_helpers_without_globals(new_app, policy: Policy) -> None:
     """Rendered, streamed and string templates find the helpers and
     ``consent`` by name; none of them is a Jinja global, which Jinja would
     copy into every render."""
     app = new_app()
     Consent(app, policy)
     source = (
-        '{{ consent.allows("analytics") }}'
-        ' {{ consent_script("analytics", "/a.js") }}'
+        '{{ consent.allows("analytics") }} {{ consent_script("analytics", "/a.js") }}'
     )
 
     @app.get("/string")

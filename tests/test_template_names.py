@@ -45,9 +45,7 @@ def test_templates_find_the_names_without_globals() -> None:
     assert "greet" not in env.globals
     assert env.from_string('{{ greet("you") }}').render() == "hello you"
     assert env.get_template("page.html").render() == "[hello page]"
-    assert env.get_template("uses.html").render() == (
-        "hello part hello macro defined"
-    )
+    assert env.get_template("uses.html").render() == ("hello part hello macro defined")
 
 
 def test_async_templates_find_the_names() -> None:
