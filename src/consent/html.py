@@ -557,9 +557,21 @@ def add_template_names(
     resolve = base.resolve_or_missing
     contains = base.__contains__
 
-    def resolve_or_missing(self: Context, key: str) -> t.Any:
-        value = resolve(self, key)
-        return found.get(key, missing) if value is missing else value
+    if resolve is Context.resolve_or_missing:
+        # Jinja's own lookup, inlined: every name a template uses comes
+        # through here, the page's own variables most of all.
+        def resolve_or_missing(self: Context, key: str) -> t.Any:
+            if key in self.vars:
+                return self.vars[key]
+            if key in self.parent:
+                return self.parent[key]
+            return found.get(key, missing)
+
+    else:
+
+        def resolve_or_missing(self: Context, key: str) -> t.Any:
+            value = resolve(self, key)
+            return found.get(key, missing) if value is missing else value
 
     def __contains__(self: Context, name: str) -> bool:
         return contains(self, name) or name in found
