@@ -107,7 +107,7 @@ def visitor() -> Visitor:
     settings = site.settings
     made = Visitor(
         site,
-        _FlaskRequest(request._get_current_object()),  # type: ignore[attr-defined]
+        _FlaskRequest(_request()),
         strict=app.debug or app.testing,
         select_language=settings.language_selector,
         select_profile=settings.profile_selector,
@@ -135,15 +135,20 @@ def csp_nonce() -> str | None:
     if settings.csp_nonce is not None:
         nonce = settings.csp_nonce()
     else:
-        current = request._get_current_object()  # type: ignore[attr-defined]
-        nonce = getattr(current, "csp_nonce", None) or _globals().get("csp_nonce")
+        nonce = getattr(_request(), "csp_nonce", None) or _globals().get("csp_nonce")
     return str(nonce) if nonce else None
+
+
+def _request() -> Request:
+    """The current request itself, not its proxy (see :func:`_globals`)."""
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return current
 
 
 def urls() -> Urls:
     """The library's URLs for the current request's mount point."""
     state = app_state()
-    root = request.script_root
+    root = _request().script_root
     found = state.urls.get(root)
     if found is None:
         found = state.urls[root] = Urls(
@@ -162,8 +167,9 @@ def _render(template: str, context: dict[str, t.Any]) -> str:
 def here() -> str:
     """The current page as a path the visitor's browser can go back to,
     including the script root of an app mounted under a prefix."""
-    path = request.full_path if request.query_string else request.path
-    return request.script_root + path
+    current = _request()
+    path = current.full_path if current.query_string else current.path
+    return current.script_root + path
 
 
 def page() -> Page:
@@ -176,7 +182,7 @@ def page() -> Page:
             urls(),
             _render,
             here=here(),
-            is_own_page=request.blueprint == "consent",
+            is_own_page=_request().blueprint == "consent",
             nonce=csp_nonce,
         )
         store._consent_page = found
