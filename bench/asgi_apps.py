@@ -118,3 +118,21 @@ def session_cookie() -> str:
     }
     payload = base64.b64encode(json.dumps(data).encode())
     return itsdangerous.TimestampSigner(SECRET_KEY).sign(payload).decode()
+
+
+def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, t.Any]:
+    """A new HTTP scope for ``GET /`` with ``headers``, as uvicorn makes it."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }

@@ -203,13 +203,13 @@ def _asgi_in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
 
         async def batch() -> None:
             for _ in range(ASGI_BATCH):
-                await app(_scope(headers), receive, send)
+                await app(asgi_apps.scope(headers), receive, send)
             sent.clear()
 
         def call() -> None:
             loop.run_until_complete(batch())
 
-        loop.run_until_complete(app(_scope(headers), receive, send))
+        loop.run_until_complete(app(asgi_apps.scope(headers), receive, send))
         body = b"".join(m.get("body", b"") for m in sent if "body" in m)
         sent.clear()
         assert apps.ANALYTICS_TAG.encode() in body, kind
@@ -226,24 +226,6 @@ def _asgi_in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
     finally:
         loop.close()
     return {k: [s / ASGI_BATCH for s in v] for k, v in samples.items()}
-
-
-def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, t.Any]:
-    """A new HTTP scope for ``GET /`` with ``headers``, as uvicorn makes it."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
 
 
 def _print_in_process(
