@@ -20,12 +20,14 @@ the session cookie holds ``x``.
 
 from __future__ import annotations
 
+import collections.abc as cabc
 import typing as t
 from datetime import datetime
 from datetime import timezone
 
 from flask import Flask
 from flask import render_template
+from werkzeug.test import EnvironBuilder
 
 from consent import decide
 from consent.flask import Consent
@@ -139,3 +141,21 @@ def session_cookie() -> str:
             }
         ),
     )
+
+
+def wsgi_call(app: Flask, cookie: str) -> cabc.Callable[[], bytes]:
+    """One in-process ``GET /`` of ``app`` with ``cookie`` (no server, no
+    network), as a function that returns the body."""
+    environ = EnvironBuilder(path="/", headers={"Cookie": cookie}).get_environ()
+
+    def start_response(*args: object) -> None:
+        pass
+
+    def call() -> bytes:
+        body = app(dict(environ), start_response)  # type: ignore[arg-type]
+        try:
+            return b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+
+    return call

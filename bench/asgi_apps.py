@@ -136,3 +136,17 @@ def scope(headers: list[tuple[bytes, bytes]]) -> dict[str, t.Any]:
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }
+
+
+def request_headers(cookie: str) -> list[tuple[bytes, bytes]]:
+    """The headers of the benchmark's requests, carrying ``cookie``."""
+    return [
+        (b"host", b"127.0.0.1"),
+        (b"accept", b"*/*"),
+        (b"cookie", cookie.encode("latin-1")),
+    ]
+
+
+async def receive() -> dict[str, t.Any]:
+    """The ASGI ``receive`` of a request without a body."""
+    return {"type": "http.request", "body": b"", "more_body": False}

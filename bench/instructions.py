@@ -50,38 +50,21 @@ def _cookie(adapter: str, kind: str) -> str:
 
 
 def _serve_flask(kind: str, count: int) -> None:
-    from werkzeug.test import EnvironBuilder
-
-    app = apps.create(kind)
-    headers = {"Cookie": _cookie("flask", kind)}
-    environ = EnvironBuilder(path="/", headers=headers).get_environ()
-
-    def start_response(*args: object) -> None:
-        pass
-
+    call = apps.wsgi_call(apps.create(kind), _cookie("flask", kind))
     for _ in range(count):
-        body = app(dict(environ), start_response)  # type: ignore[arg-type]
-        b"".join(body)
-        getattr(body, "close", lambda: None)()
+        call()
 
 
 def _serve_asgi(kind: str, count: int) -> None:
     app = asgi_apps.app_of(kind)
-    headers = [
-        (b"host", b"127.0.0.1"),
-        (b"accept", b"*/*"),
-        (b"cookie", _cookie("asgi", kind).encode("latin-1")),
-    ]
-
-    async def receive() -> dict[str, t.Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    headers = asgi_apps.request_headers(_cookie("asgi", kind))
 
     async def send(message: t.Any) -> None:
         pass
 
     async def serve() -> None:
         for _ in range(count):
-            await app(asgi_apps.scope(headers), receive, send)
+            await app(asgi_apps.scope(headers), asgi_apps.receive, send)
 
     asyncio.run(serve())
 

@@ -35,8 +35,6 @@ import typing as t
 import urllib.error
 import urllib.request
 
-from werkzeug.test import EnvironBuilder
-
 from . import apps
 from . import asgi_apps
 from .common import Goal
@@ -68,6 +66,11 @@ CONTENDERS = {
     "b": ("consent", "adapter, page asks consent.allows"),
     "c": ("consent_unasked", "adapter, page never asks"),
     "d": ("session", "no adapter, page reads session['x']"),
+}
+#: The contenders timed in process: those above and, under ASGI only, the floor.
+IN_PROCESS = {
+    **CONTENDERS,
+    "e": ("passthrough", "floor: a pass-through middleware"),
 }
 
 Serve = cabc.Callable[[str, str], contextlib.AbstractContextManager[str]]
@@ -158,19 +161,7 @@ def _in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
     """Seconds per in-process WSGI call of each Flask contender, per round."""
 
     def caller(kind: str, cookie: str) -> cabc.Callable[[], bytes]:
-        app = apps.create(kind)
-        environ = EnvironBuilder(path="/", headers={"Cookie": cookie}).get_environ()
-
-        def start_response(*args: object) -> None:
-            pass
-
-        def call() -> bytes:
-            body = app(dict(environ), start_response)  # type: ignore[arg-type]
-            try:
-                return b"".join(body)
-            finally:
-                getattr(body, "close", lambda: None)()
-
+        call = apps.wsgi_call(apps.create(kind), cookie)
         assert apps.ANALYTICS_TAG.encode() in call()
         return call
 
@@ -186,20 +177,14 @@ def _asgi_in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
     floor (``e``), per round."""
     loop = asyncio.new_event_loop()
     sent: list[t.Any] = []
-
-    async def receive() -> dict[str, t.Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    receive = asgi_apps.receive
 
     async def send(message: t.Any) -> None:
         sent.append(message)
 
     def caller(kind: str, cookie: str) -> cabc.Callable[[], object]:
         app = asgi_apps.app_of(kind)
-        headers = [
-            (b"host", b"127.0.0.1"),
-            (b"accept", b"*/*"),
-            (b"cookie", cookie.encode("latin-1")),
-        ]
+        headers = asgi_apps.request_headers(cookie)
 
         async def batch() -> None:
             for _ in range(ASGI_BATCH):
@@ -215,12 +200,11 @@ def _asgi_in_process(cookies: cabc.Mapping[str, str]) -> dict[str, list[float]]:
         assert apps.ANALYTICS_TAG.encode() in body, kind
         return call
 
-    kinds = {**{k: v[0] for k, v in CONTENDERS.items()}, "e": "passthrough"}
     plain = cookies["a"]
     try:
         contenders = {
             letter: caller(kind, cookies.get(letter, plain))
-            for letter, kind in kinds.items()
+            for letter, (kind, _) in IN_PROCESS.items()
         }
         samples = interleaved_timeit(contenders, rounds=IN_PROCESS_ROUNDS, target=0.1)
     finally:
@@ -236,11 +220,7 @@ def _print_in_process(
     ratios = {k: paired_ratio(samples, k, "a") for k in samples}
     print(f"  context, {label} in process (no server), {IN_PROCESS_ROUNDS} rounds:")
     for letter in samples:
-        what = (
-            CONTENDERS[letter][1]
-            if letter in CONTENDERS
-            else "floor: a pass-through middleware"
-        )
+        what = IN_PROCESS[letter][1]
         added = micro[letter] - micro["a"]
         print(
             f"  ({letter}) {ratios[letter]:5.3f}×"
