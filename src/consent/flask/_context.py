@@ -96,6 +96,12 @@ def _globals() -> t.Any:
     return g._get_current_object()
 
 
+def _request() -> Request:
+    """The current request itself, not its proxy (see :func:`_globals`)."""
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return current
+
+
 def visitor() -> Visitor:
     """The visitor of the current request, made on first use."""
     store = _globals()
@@ -137,12 +143,6 @@ def csp_nonce() -> str | None:
     else:
         nonce = getattr(_request(), "csp_nonce", None) or _globals().get("csp_nonce")
     return str(nonce) if nonce else None
-
-
-def _request() -> Request:
-    """The current request itself, not its proxy (see :func:`_globals`)."""
-    current: Request = request._get_current_object()  # type: ignore[attr-defined]
-    return current
 
 
 def urls() -> Urls:
