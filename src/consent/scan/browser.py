@@ -9,9 +9,12 @@ that blocks them would hide what a site's third parties try to store.
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import json
 import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 from .errors import ScanError
@@ -108,3 +111,73 @@ def prepare_profile(folder: Path) -> None:
     (default / "Preferences").write_text(
         json.dumps(PROFILE_PREFERENCES), encoding="utf-8"
     )
+
+
+#: Seconds a closed browser has to exit before its processes are killed.
+EXIT_GRACE = 5.0
+
+
+def browser_group(folder: Path) -> int | None:
+    """The process group of the Chromium running on profile ``folder``.
+
+    Chromium keeps a ``SingletonLock`` link in its profile that points to
+    ``host-pid``, and starts as the leader of its own process group. None
+    when there is no such link: the browser has not started or has exited,
+    or the system is not POSIX.
+    """
+    if not hasattr(os, "killpg"):
+        return None
+    try:
+        target = os.readlink(folder / "SingletonLock")
+    except OSError:
+        return None
+    pid = target.rpartition("-")[2]
+    return int(pid) if pid.isdigit() else None
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    # Linux: a process that exited but is not yet reaped (a zombie, state Z)
+    # writes nothing; where init reaps slowly, zombies linger for seconds.
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # "pid (name) state ppid pgrp ...": the name may hold anything.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _wait_for_group(group: int, seconds: float) -> bool:
+    """Whether every process in ``group`` exited within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while _group_alive(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def end_browser(group: int | None, grace: float = EXIT_GRACE) -> None:
+    """Return once every process of the browser's ``group`` has exited.
+
+    A browser asked to close still writes its profile for a moment (a
+    Ctrl-C reaches Playwright's driver, which closes it too), so its folder
+    is deleted only after this. What has not exited after ``grace`` seconds
+    is killed.
+
+    :param group: From :func:`browser_group`; nothing to do when None.
+    """
+    if group is None or _wait_for_group(group, grace):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    _wait_for_group(group, grace)

@@ -180,25 +180,34 @@ class _Session:
     @contextlib.contextmanager
     def _context(self) -> cabc.Iterator[BrowserContext]:
         from .browser import QUIET_ARGS
+        from .browser import browser_group
+        from .browser import end_browser
         from .browser import prepare_profile
 
         with tempfile.TemporaryDirectory(prefix="consent-scan-") as folder:
-            prepare_profile(Path(folder))
-            context = self.playwright.chromium.launch_persistent_context(
-                folder,
-                executable_path=self.executable,
-                headless=True,
-                args=[*QUIET_ARGS, *self.options.browser_args],
-                viewport={"width": 1280, "height": 900},
-                timeout=self.deadline.step() * 1000,
-            )
+            profile = Path(folder)
+            prepare_profile(profile)
+            group = None
             try:
-                if not self.version:
-                    self.version = _browser_version(context)
-                yield context
+                context = self.playwright.chromium.launch_persistent_context(
+                    folder,
+                    executable_path=self.executable,
+                    headless=True,
+                    args=[*QUIET_ARGS, *self.options.browser_args],
+                    viewport={"width": 1280, "height": 900},
+                    timeout=self.deadline.step() * 1000,
+                )
+                group = browser_group(profile)
+                try:
+                    if not self.version:
+                        self.version = _browser_version(context)
+                    yield context
+                finally:
+                    with contextlib.suppress(Exception):
+                        context.close()
             finally:
-                with contextlib.suppress(Exception):
-                    context.close()
+                # The profile goes only once the browser no longer writes it.
+                end_browser(group if group is not None else browser_group(profile))
 
     def run(self, url: str) -> ScanResult:
         from .visit import Visit
