@@ -41,7 +41,8 @@ KINDS = {
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def _cookie(adapter: str, kind: str) -> str:
+def cookie_of(adapter: str, kind: str) -> str:
+    """The Cookie header of every request to the app ``kind`` of ``adapter``."""
     cookie = f"consent={apps.consent_cookie()}"
     if kind == "session":
         module = apps if adapter == "flask" else asgi_apps
@@ -50,14 +51,14 @@ def _cookie(adapter: str, kind: str) -> str:
 
 
 def _serve_flask(kind: str, count: int) -> None:
-    call = apps.wsgi_call(apps.create(kind), _cookie("flask", kind))
+    call = apps.wsgi_call(apps.create(kind), cookie_of("flask", kind))
     for _ in range(count):
         call()
 
 
 def _serve_asgi(kind: str, count: int) -> None:
     app = asgi_apps.app_of(kind)
-    headers = asgi_apps.request_headers(_cookie("asgi", kind))
+    headers = asgi_apps.request_headers(cookie_of("asgi", kind))
 
     async def send(message: t.Any) -> None:
         pass

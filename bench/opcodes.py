@@ -25,7 +25,7 @@ import typing as t
 from . import apps
 from . import asgi_apps
 from .instructions import KINDS
-from .instructions import _cookie
+from .instructions import cookie_of
 
 WARMUP = 200
 #: Differences shown, largest first.
@@ -59,7 +59,7 @@ def _tracer(counts: Counts) -> t.Any:
 
 
 def _flask(kind: str) -> Counts:
-    call = apps.wsgi_call(apps.create(kind), _cookie("flask", kind))
+    call = apps.wsgi_call(apps.create(kind), cookie_of("flask", kind))
     for _ in range(WARMUP):
         call()
     counts: Counts = collections.Counter()
@@ -73,7 +73,7 @@ def _flask(kind: str) -> Counts:
 
 def _asgi(kind: str) -> Counts:
     app = asgi_apps.app_of(kind)
-    headers = asgi_apps.request_headers(_cookie("asgi", kind))
+    headers = asgi_apps.request_headers(cookie_of("asgi", kind))
     counts: Counts = collections.Counter()
 
     async def send(message: t.Any) -> None:
