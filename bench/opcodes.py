@@ -35,7 +35,7 @@ Counts = collections.Counter[str]
 
 
 #: What a file's path is shown without: the folder its package lives in.
-_PREFIX = re.compile(r"^.*?(?:/site-packages/|/src/|/lib/python3\.\d+/)")
+_PREFIX = re.compile(r"^.*(?:/site-packages/|/src/|/lib/python3\.\d+/)")
 
 
 def _where(frame: types.FrameType) -> str:
