@@ -24,6 +24,7 @@ import typing as t
 
 from . import apps
 from . import asgi_apps
+from .common import ROOT
 from .instructions import KINDS
 from .instructions import cookie_of
 
@@ -39,7 +40,9 @@ _PREFIX = re.compile(r"^.*(?:/site-packages/|/src/|/lib/python3\.\d+/)")
 
 
 def _where(frame: types.FrameType) -> str:
-    path = _PREFIX.sub("", frame.f_code.co_filename)
+    path = frame.f_code.co_filename
+    path = path.removeprefix(f"{ROOT}/") if path.startswith(f"{ROOT}/bench/") else path
+    path = _PREFIX.sub("", path)
     return f"{path}:{frame.f_code.co_name}"
 
 
