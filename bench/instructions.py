@@ -50,22 +50,37 @@ def cookie_of(adapter: str, kind: str) -> str:
     return cookie
 
 
-def _serve_flask(kind: str, count: int) -> None:
-    call = apps.wsgi_call(apps.create(kind), cookie_of("flask", kind))
-    for _ in range(count):
-        call()
+def flask_request(kind: str) -> cabc.Callable[[], bytes]:
+    """One in-process request to the Flask app ``kind``."""
+    return apps.wsgi_call(apps.create(kind), cookie_of("flask", kind))
 
 
-def _serve_asgi(kind: str, count: int) -> None:
+def asgi_request(kind: str) -> cabc.Callable[[], cabc.Awaitable[None]]:
+    """One in-process request to the ASGI app ``kind``, to await."""
     app = asgi_apps.app_of(kind)
     headers = asgi_apps.request_headers(cookie_of("asgi", kind))
 
     async def send(message: t.Any) -> None:
         pass
 
+    async def one() -> None:
+        await app(asgi_apps.scope(headers), asgi_apps.receive, send)
+
+    return one
+
+
+def _serve_flask(kind: str, count: int) -> None:
+    call = flask_request(kind)
+    for _ in range(count):
+        call()
+
+
+def _serve_asgi(kind: str, count: int) -> None:
+    one = asgi_request(kind)
+
     async def serve() -> None:
         for _ in range(count):
-            await app(asgi_apps.scope(headers), asgi_apps.receive, send)
+            await one()
 
     asyncio.run(serve())
 

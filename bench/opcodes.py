@@ -22,11 +22,10 @@ import sys
 import types
 import typing as t
 
-from . import apps
-from . import asgi_apps
 from .common import ROOT
 from .instructions import KINDS
-from .instructions import cookie_of
+from .instructions import asgi_request
+from .instructions import flask_request
 
 WARMUP = 200
 #: Differences shown, largest first.
@@ -62,7 +61,7 @@ def _tracer(counts: Counts) -> t.Any:
 
 
 def _flask(kind: str) -> Counts:
-    call = apps.wsgi_call(apps.create(kind), cookie_of("flask", kind))
+    call = flask_request(kind)
     for _ in range(WARMUP):
         call()
     counts: Counts = collections.Counter()
@@ -75,15 +74,8 @@ def _flask(kind: str) -> Counts:
 
 
 def _asgi(kind: str) -> Counts:
-    app = asgi_apps.app_of(kind)
-    headers = asgi_apps.request_headers(cookie_of("asgi", kind))
+    one = asgi_request(kind)
     counts: Counts = collections.Counter()
-
-    async def send(message: t.Any) -> None:
-        pass
-
-    async def one() -> None:
-        await app(asgi_apps.scope(headers), asgi_apps.receive, send)
 
     async def serve() -> None:
         for _ in range(WARMUP):

@@ -17,7 +17,7 @@ import timeit
 
 import flask
 
-from consent.flask._context import current_consent
+from consent.flask import current_consent
 from consent.flask.helpers import HELPERS
 
 from .apps import CONTEXT
