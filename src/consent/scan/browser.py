@@ -145,13 +145,14 @@ def _group_alive(group: int) -> bool:
         return True
     # Linux: a process that exited but is not yet reaped (a zombie, state Z)
     # writes nothing; where init reaps slowly, zombies linger for seconds.
+    wanted = str(group)
     for stat in proc.glob("[0-9]*/stat"):
         try:
             # "pid (name) state ppid pgrp ...": the name may hold anything.
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
+        if len(fields) > 2 and fields[2] == wanted and fields[0] != "Z":
             return True
     return False
 
