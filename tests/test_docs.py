@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -134,9 +135,11 @@ def test_scan_finding_codes_are_all_documented() -> None:
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 
 
-def _quickstart_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """tmp_path as the app's folder, with the quickstart's template."""
-    (template,) = code_blocks(QUICKSTART, "jinja")
+def _quickstart_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: Path = QUICKSTART
+) -> None:
+    """tmp_path as the app's folder, with the template of ``page``."""
+    (template,) = code_blocks(page, "jinja")
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "index.html").write_text(template, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -170,6 +173,29 @@ def test_quickstart_fastapi_serves_the_banner(
         assert 'id="cookie-consent"' in response.text
         assert "/static/stats.js" in response.text
         assert client.get("/stats").json() == {"counted": False}
+
+
+def test_readme_quickstarts_serve_their_template_without_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.testclient import TestClient
+
+    readme = ROOT / "README.md"
+    _quickstart_folder(tmp_path, monkeypatch, readme)
+    flask_block, fastapi_block = python_blocks(readme)[:2]
+    flask_app = run_sample(flask_block)["app"]
+    flask_app.config.update(CONSENT_RECEIPTS_URL=None, TESTING=True)
+    pages = [flask_app.test_client().get("/").text]
+    with TestClient(
+        run_sample(fastapi_block)["app"], base_url="http://localhost"
+    ) as client:
+        pages.append(client.get("/").text)
+    for page in pages:
+        assert 'id="cookie-consent"' in page
+        assert 'data-consent-key="analytics"' in page
+    assert [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+    ] == []
 
 
 # Every ```python sample of the README and of docs/*.md passes mypy --strict,
