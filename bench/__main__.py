@@ -101,12 +101,13 @@ def main() -> int:
     facts["elapsed_seconds"] = time.monotonic() - started
 
     goals = [g for r in results.values() for g in r["goals"]]
-    failed = [g for g in goals if not g["passed"] and not g.get("unstable")]
-    unstable = [g for g in goals if g.get("unstable")]
+    failed = [g for g in goals if verdict(g) == "FAIL"]
+    unstable = [g for g in goals if verdict(g) == "UNSTABLE"]
+    undecided = [g for g in goals if verdict(g) == "UNDECIDED"]
     print(f"\nSummary ({facts['elapsed_seconds']:.0f} s)")
     for g in goals:
         line = f"{g['name']:<38} {g['measured']:>9}  goal {g['goal']}"
-        print(f"  {verdict(g):<8}  {line}")
+        print(f"  {verdict(g):<9}  {line}")
     if failed:
         print(f"\n{len(failed)} goal(s) FAILED:")
         for g in failed:
@@ -116,6 +117,12 @@ def main() -> int:
             f"\n{len(unstable)} goal(s) UNSTABLE: the machine changed speed too much"
             " during their run to decide them; run `make bench` again when it is"
             " quieter."
+        )
+    if undecided:
+        print(
+            f"\n{len(undecided)} goal(s) UNDECIDED: the goal is inside the 95 %"
+            " interval of the run's median (after the median), so its rounds cannot"
+            " tell on which side the median is; more rounds narrow the interval."
         )
     for module in errors:
         print(f"  - {module}: did not run (see the error above)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import contextlib
+import math
 import os
 import re
 import socket
@@ -102,6 +103,38 @@ def interleaved_timeit(
     return samples
 
 
+#: How sure the interval of a median is (:func:`median_interval`).
+CONFIDENCE = 0.95
+
+
+def median_interval(
+    values: cabc.Iterable[float], confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """An interval that holds the median of what ``values`` sample, with at
+    least ``confidence``, whatever their distribution: the j-th smallest and
+    the j-th largest value, j as large as the binomial distribution allows
+    (each value is above the true median with probability one half).
+
+    Rounds of a shared machine are not normally distributed, so the
+    interval assumes nothing but independent rounds. With 8 values, 95 %
+    takes the whole range; with 24, the 7th smallest to the 7th largest.
+    With fewer than 6 values no pair reaches 95 %; the range is returned.
+    """
+    found = sorted(values)
+    n = len(found)
+    if not n:
+        raise ValueError("no values")
+
+    def below(j: int) -> float:
+        """The chance that fewer than j values are below the median."""
+        return sum(math.comb(n, i) for i in range(j)) / 2**n
+
+    j = 1
+    while j + 1 <= n - j and 1 - 2 * below(j + 1) >= confidence:
+        j += 1
+    return found[j - 1], found[n - j]
+
+
 def paired_ratio(
     samples: cabc.Mapping[str, cabc.Sequence[float]], numerator: str, denominator: str
 ) -> float:
@@ -114,12 +147,18 @@ def paired_ratio(
 class Goal(t.TypedDict):
     name: str
     goal: str
+    #: "≤" or "≥": which side of ``limit`` passes.
+    sign: str
     measured: str
     value: float
     limit: float
     passed: bool
     #: The machine changed speed too much during the run to tell.
     unstable: t.NotRequired[bool]
+    #: The :data:`CONFIDENCE` interval of ``value``, a median of rounds.
+    interval: t.NotRequired[tuple[float, float]]
+    #: The limit lies inside ``interval``: the run cannot tell its side.
+    undecided: t.NotRequired[bool]
 
 
 #: Beyond this max/min of a contender's rounds, the machine changed speed too
@@ -133,6 +172,7 @@ def _goal(
     return {
         "name": name,
         "goal": f"{sign} {limit:{fmt}}{unit}",
+        "sign": sign,
         "measured": f"{value:{fmt}}{unit}",
         "value": value,
         "limit": limit,
@@ -174,24 +214,53 @@ def round_spreads(
     return spreads
 
 
-def judged(goal: Goal, rounds_spread: float) -> Goal:
-    """``goal``, left undecided (not passed, shown as UNSTABLE) when the
-    rounds of a contender it compares varied more than :data:`MAX_SPREAD`:
-    the ratios of such a run are not evidence."""
-    if rounds_spread <= MAX_SPREAD:
+def judged(
+    goal: Goal,
+    rounds_spread: float,
+    rounds: cabc.Sequence[float] | None = None,
+    *,
+    fmt: str = ".3f",
+) -> Goal:
+    """``goal``, judged on the rounds of a run.
+
+    It is left undecided (not passed, shown as UNSTABLE) when the rounds of
+    a contender it compares varied more than :data:`MAX_SPREAD`: the ratios
+    of such a run are not evidence. Given ``rounds``, the per-round values
+    whose median the goal's value is, the goal passes only when the whole
+    :func:`median_interval` is on the passing side of its limit and fails
+    only when the whole of it is on the other; otherwise it is UNDECIDED:
+    the limit is within what the run can tell apart.
+    """
+    if rounds_spread > MAX_SPREAD:
+        return {
+            **goal,
+            "measured": f"{goal['measured']} (rounds varied {rounds_spread:.1f}×)",
+            "passed": False,
+            "unstable": True,
+        }
+    if rounds is None:
         return goal
+    low, high = median_interval(rounds)
+    limit = goal["limit"]
+    passes, fails = (high <= limit, low > limit)
+    if goal["sign"] == "≥":
+        passes, fails = (low >= limit, high < limit)
     return {
         **goal,
-        "measured": f"{goal['measured']} (rounds varied {rounds_spread:.1f}×)",
-        "passed": False,
-        "unstable": True,
+        "measured": f"{goal['measured']} ({low:{fmt}}–{high:{fmt}})",
+        "interval": (low, high),
+        "passed": passes,
+        "undecided": not (passes or fails),
     }
 
 
 def verdict(goal: Goal) -> str:
-    """PASS, FAIL, or UNSTABLE for a goal a run could not decide."""
+    """PASS, FAIL, UNSTABLE (the machine changed speed too much to tell) or
+    UNDECIDED (the goal's limit is within the run's interval)."""
     if goal.get("unstable"):
         return "UNSTABLE"
+    if goal.get("undecided"):
+        return "UNDECIDED"
     return "PASS" if goal["passed"] else "FAIL"
 
 

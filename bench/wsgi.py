@@ -139,9 +139,10 @@ def measure(
             line = "  ".join(f"{k}={runs[k][-1]['rps']:7.1f}" for k in letters)
             print(f"  {label} round {round_ + 1}: req/s {line}")
     rps = {k: [r["rps"] for r in runs[k]] for k in letters}
-    ratios = {
-        k: median(a / x for a, x in zip(rps["a"], rps[k], strict=True)) for k in letters
+    round_ratios = {
+        k: [a / x for a, x in zip(rps["a"], rps[k], strict=True)] for k in letters
     }
+    ratios = {k: median(round_ratios[k]) for k in letters}
     for letter, (_kind, what) in CONTENDERS.items():
         per_request = 1e6 / median(rps[letter])
         print(
@@ -153,6 +154,7 @@ def measure(
         "runs": runs,
         "median_rps": {k: median(v) for k, v in rps.items()},
         "ratio_time_per_request": ratios,
+        "round_ratios": round_ratios,
         "spreads": spreads,
     }
 
@@ -236,6 +238,7 @@ def _print_in_process(
 
 def _goals(label: str, measured: cabc.Mapping[str, t.Any]) -> list[Goal]:
     ratios = measured["ratio_time_per_request"]
+    rounds = measured["round_ratios"]
     spreads = measured["spreads"]
 
     def worst(letters: str) -> float:
@@ -253,6 +256,7 @@ def _goals(label: str, measured: cabc.Mapping[str, t.Any]) -> list[Goal]:
                 unit="×",
             ),
             worst("abd"),
+            rounds["b"],
         ),
         judged(
             goal(
@@ -273,6 +277,7 @@ def _goals(label: str, measured: cabc.Mapping[str, t.Any]) -> list[Goal]:
                 unit="×",
             ),
             worst("ac"),
+            rounds["c"],
         ),
     ]
 
