@@ -135,13 +135,20 @@ def median_interval(
     return found[j - 1], found[n - j]
 
 
+def round_ratios(
+    samples: cabc.Mapping[str, cabc.Sequence[float]], numerator: str, denominator: str
+) -> list[float]:
+    """The ratio ``numerator / denominator`` of each round."""
+    return [
+        a / b for a, b in zip(samples[numerator], samples[denominator], strict=True)
+    ]
+
+
 def paired_ratio(
     samples: cabc.Mapping[str, cabc.Sequence[float]], numerator: str, denominator: str
 ) -> float:
     """The median of the per-round ratios ``numerator / denominator``."""
-    return median(
-        a / b for a, b in zip(samples[numerator], samples[denominator], strict=True)
-    )
+    return median(round_ratios(samples, numerator, denominator))
 
 
 class Goal(t.TypedDict):
@@ -218,8 +225,6 @@ def judged(
     goal: Goal,
     rounds_spread: float,
     rounds: cabc.Sequence[float] | None = None,
-    *,
-    fmt: str = ".3f",
 ) -> Goal:
     """``goal``, judged on the rounds of a run.
 
@@ -247,7 +252,7 @@ def judged(
         passes, fails = (low >= limit, high < limit)
     return {
         **goal,
-        "measured": f"{goal['measured']} ({low:{fmt}}–{high:{fmt}})",
+        "measured": f"{goal['measured']} ({low:.3f}–{high:.3f})",
         "interval": (low, high),
         "passed": passes,
         "undecided": not (passes or fails),

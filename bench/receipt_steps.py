@@ -34,6 +34,7 @@ from pathlib import Path
 from .common import ROOT
 from .common import gunicorn
 from .common import median
+from .common import paired_ratio
 from .common import wrk
 from .receipts import _lua
 from .receipts import _post
@@ -154,10 +155,7 @@ def run() -> dict[str, t.Any]:
                 f"  round {round_ + 1}: "
                 + "  ".join(f"{n}={rps[n][-1]:.0f}" for n in names)
             )
-    ratios = {
-        name: median(a / b for a, b in zip(rps[name], rps["off"], strict=True))
-        for name in names
-    }
+    ratios = {name: paired_ratio(rps, name, "off") for name in names}
     for name in names:
         print(
             f"  {name:<8} {median(rps[name]):7.1f} posts/s"

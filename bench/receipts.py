@@ -57,6 +57,7 @@ from .common import gunicorn
 from .common import judged
 from .common import median
 from .common import print_goals
+from .common import round_ratios
 from .common import round_spreads
 from .common import wrk
 
@@ -357,10 +358,8 @@ def post_throughput() -> dict[str, t.Any]:
             )
     rps = {k: [r["rps"] for r in runs[k]] for k in kinds}
     spreads = round_spreads("receipts", rps)
-    round_ratios = {
-        k: [x / off for x, off in zip(rps[k], rps["off"], strict=True)] for k in kinds
-    }
-    ratios = {k: median(round_ratios[k]) for k in kinds}
+    per_round = {k: round_ratios(rps, k, "off") for k in kinds}
+    ratios = {k: median(per_round[k]) for k in kinds}
     for kind, what in CONTENDERS.items():
         per_request = 1e6 / median(rps[kind])
         print(
@@ -382,7 +381,7 @@ def post_throughput() -> dict[str, t.Any]:
         "runs": runs,
         "median_rps": {k: median(v) for k, v in rps.items()},
         "ratio_to_off": ratios,
-        "round_ratios": round_ratios,
+        "round_ratios": per_round,
         "posts_answered": sent,
         "receipts_kept": kept,
         "receipts_spooled": spooled,

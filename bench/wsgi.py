@@ -45,6 +45,7 @@ from .common import judged
 from .common import median
 from .common import paired_ratio
 from .common import print_goals
+from .common import round_ratios
 from .common import round_spreads
 from .common import uvicorn
 from .common import wrk
@@ -139,10 +140,8 @@ def measure(
             line = "  ".join(f"{k}={runs[k][-1]['rps']:7.1f}" for k in letters)
             print(f"  {label} round {round_ + 1}: req/s {line}")
     rps = {k: [r["rps"] for r in runs[k]] for k in letters}
-    round_ratios = {
-        k: [a / x for a, x in zip(rps["a"], rps[k], strict=True)] for k in letters
-    }
-    ratios = {k: median(round_ratios[k]) for k in letters}
+    per_round = {k: round_ratios(rps, "a", k) for k in letters}
+    ratios = {k: median(per_round[k]) for k in letters}
     for letter, (_kind, what) in CONTENDERS.items():
         per_request = 1e6 / median(rps[letter])
         print(
@@ -154,7 +153,7 @@ def measure(
         "runs": runs,
         "median_rps": {k: median(v) for k, v in rps.items()},
         "ratio_time_per_request": ratios,
-        "round_ratios": round_ratios,
+        "round_ratios": per_round,
         "spreads": spreads,
     }
 
