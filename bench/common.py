@@ -233,8 +233,9 @@ def judged(
     of such a run are not evidence. Given ``rounds``, the per-round values
     whose median the goal's value is, the goal passes only when the whole
     :func:`median_interval` is on the passing side of its limit and fails
-    only when the whole of it is on the other; otherwise it is UNDECIDED:
-    the limit is within what the run can tell apart.
+    only when the whole of it is on the other; otherwise, and always with
+    fewer than 6 rounds, it is UNDECIDED: the limit is within what the run
+    can tell apart.
     """
     if rounds_spread > MAX_SPREAD:
         return {
@@ -250,6 +251,10 @@ def judged(
     passes, fails = (high <= limit, low > limit)
     if goal["sign"] == "≥":
         passes, fails = (low >= limit, high < limit)
+    # With fewer than 6 rounds even their whole range holds the median less
+    # surely than CONFIDENCE: such a run decides nothing.
+    if 1 - 2 * 0.5 ** len(rounds) < CONFIDENCE:
+        passes = fails = False
     return {
         **goal,
         "measured": f"{goal['measured']} ({low:.3f}–{high:.3f})",

@@ -70,3 +70,10 @@ def test_a_run_whose_machine_changed_speed_stays_unstable() -> None:
     shaky = judged(asks, 1.8, [1.01, 1.03, 1.05, 1.06, 1.08, 1.02, 1.04, 1.07])
     assert verdict(shaky) == "UNSTABLE"
     assert shaky["passed"] is False
+
+
+def test_fewer_than_six_rounds_decide_nothing() -> None:
+    asks = goal("asking", 1.05, 1.10, fmt=".3f", unit="×")
+    assert verdict(judged(asks, 1.2, [1.01, 1.03, 1.05, 1.06, 1.08])) == "UNDECIDED"
+    assert verdict(judged(asks, 1.2, [1.21, 1.23, 1.25, 1.26, 1.28])) == "UNDECIDED"
+    assert verdict(judged(asks, 1.2, [1.01, 1.03, 1.05, 1.06, 1.08, 1.02])) == "PASS"
