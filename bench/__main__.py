@@ -20,6 +20,8 @@ import traceback
 import typing as t
 from pathlib import Path
 
+from .common import cpu_ticks
+from .common import stolen_share
 from .common import verdict
 
 BENCHMARKS = (
@@ -77,6 +79,13 @@ def machine() -> dict[str, t.Any]:
     }
 
 
+def _stolen_text(share: float | None, during: str = "") -> str:
+    """What other virtual machines took of this one's processors (steal
+    time): on a shared host, the reason a run is UNSTABLE."""
+    found = "unknown" if share is None else f"{share:.0%}"
+    return f"processor time taken by other virtual machines{during}: {found}"
+
+
 def main() -> int:
     facts = machine()
     print(
@@ -87,9 +96,11 @@ def main() -> int:
     results: dict[str, t.Any] = {}
     errors: dict[str, str] = {}
     started = time.monotonic()
+    run_ticks = cpu_ticks()
     for module, title in BENCHMARKS:
         print(f"\n{title}")
         begun = time.monotonic()
+        ticks = cpu_ticks()
         try:
             results[module] = importlib.import_module(f"bench.{module}").run()
         except Exception:
@@ -97,14 +108,20 @@ def main() -> int:
             print(f"  ERROR, this benchmark did not run:\n{errors[module]}")
             continue
         results[module]["elapsed_seconds"] = time.monotonic() - begun
+        stolen = results[module]["cpu_stolen_share"] = stolen_share(ticks, cpu_ticks())
+        print(f"  {_stolen_text(stolen, ' during this benchmark')}")
     facts["load_average_end"] = os.getloadavg()
     facts["elapsed_seconds"] = time.monotonic() - started
+    facts["cpu_stolen_share"] = stolen_share(run_ticks, cpu_ticks())
 
     goals = [g for r in results.values() for g in r["goals"]]
     failed = [g for g in goals if verdict(g) == "FAIL"]
     unstable = [g for g in goals if verdict(g) == "UNSTABLE"]
     undecided = [g for g in goals if verdict(g) == "UNDECIDED"]
-    print(f"\nSummary ({facts['elapsed_seconds']:.0f} s)")
+    print(
+        f"\nSummary ({facts['elapsed_seconds']:.0f} s;"
+        f" {_stolen_text(facts['cpu_stolen_share'])})"
+    )
     for g in goals:
         line = f"{g['name']:<38} {g['measured']:>9}  goal {g['goal']}"
         print(f"  {verdict(g):<9}  {line}")

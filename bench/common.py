@@ -264,6 +264,43 @@ def judged(
     }
 
 
+#: Where Linux counts the processor time of the whole machine.
+PROC_STAT = Path("/proc/stat")
+
+
+def cpu_ticks(text: str | None = None) -> tuple[int, int] | None:
+    """The machine's processor time so far, in clock ticks: all of it, and
+    the part the hypervisor gave to other virtual machines while this one
+    had work to run (``steal``).
+
+    :param text: The contents of ``/proc/stat``; read when not given.
+    :return: ``None`` where there is no such file (not Linux).
+    """
+    if text is None:
+        try:
+            text = PROC_STAT.read_text()
+        except OSError:
+            return None
+    fields = text.split("\n", 1)[0].split()
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal; guest time is counted
+    # in user already.
+    counts = [int(value) for value in fields[1:9]]
+    return sum(counts), counts[7]
+
+
+def stolen_share(
+    before: tuple[int, int] | None, after: tuple[int, int] | None
+) -> float | None:
+    """The share of the machine's processor time between two
+    :func:`cpu_ticks` that other virtual machines took; ``None`` when it
+    cannot be told."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 def verdict(goal: Goal) -> str:
     """PASS, FAIL, UNSTABLE (the machine changed speed too much to tell) or
     UNDECIDED (the goal's limit is within the run's interval)."""

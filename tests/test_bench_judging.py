@@ -1,4 +1,5 @@
-"""How `make bench` decides a goal from the rounds of one run."""
+"""How `make bench` decides a goal from the rounds of one run, and what it
+says of the machine the run had."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import random
 import pytest
 
 from bench.common import at_least
+from bench.common import cpu_ticks
 from bench.common import goal
 from bench.common import judged
 from bench.common import median_interval
+from bench.common import stolen_share
 from bench.common import verdict
 
 
@@ -77,3 +80,32 @@ def test_fewer_than_six_rounds_decide_nothing() -> None:
     assert verdict(judged(asks, 1.2, [1.01, 1.03, 1.05, 1.06, 1.08])) == "UNDECIDED"
     assert verdict(judged(asks, 1.2, [1.21, 1.23, 1.25, 1.26, 1.28])) == "UNDECIDED"
     assert verdict(judged(asks, 1.2, [1.01, 1.03, 1.05, 1.06, 1.08, 1.02])) == "PASS"
+
+
+PROC_STAT_BEFORE = "cpu  100 5 50 800 10 1 4 30 0 0\ncpu0 50 2 25 400 5 0 2 15 0 0\n"
+PROC_STAT_AFTER = "cpu  160 5 70 900 10 1 4 80 7 0\ncpu0 80 2 35 450 5 0 2 40 7 0\n"
+
+
+def test_stolen_time_is_the_share_of_steal_in_the_machines_ticks() -> None:
+    before = cpu_ticks(PROC_STAT_BEFORE)
+    after = cpu_ticks(PROC_STAT_AFTER)
+    # All eight counts of the first line; guest time is in user already.
+    assert before == (1000, 30)
+    assert after == (1230, 80)
+    assert stolen_share(before, after) == pytest.approx(50 / 230)
+
+
+def test_stolen_time_is_unknown_without_two_readings() -> None:
+    assert cpu_ticks("") is None
+    assert cpu_ticks("intr 1 2 3\n") is None
+    assert cpu_ticks("cpu  1 2 3 4\n") is None
+    assert stolen_share(None, (10, 1)) is None
+    assert stolen_share((10, 1), (10, 1)) is None
+
+
+def test_this_machine_counts_its_processor_time() -> None:
+    # make test runs on Linux: /proc/stat is there.
+    ticks = cpu_ticks()
+    assert ticks is not None
+    total, steal = ticks
+    assert 0 <= steal <= total
