@@ -81,7 +81,7 @@ def machine() -> dict[str, t.Any]:
 
 def _stolen_text(share: float | None, during: str = "") -> str:
     """What other virtual machines took of this one's processors (steal
-    time): on a shared host, the reason a run is UNSTABLE."""
+    time): one reason, on a shared host, for a run to be UNSTABLE."""
     found = "unknown" if share is None else f"{share:.0%}"
     return f"processor time taken by other virtual machines{during}: {found}"
 
